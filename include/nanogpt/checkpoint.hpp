@@ -1,0 +1,309 @@
+// checkpoint.hpp — one binary file holds everything needed to sample from a model or resume
+// its training exactly. Layout (all integers and floats little-endian, as on x86 and ARM):
+//
+//   magic "NGPTCKPT" (8 bytes) | u32 format version (1) | u32 bytes per element (4 or 8)
+//   u64 total file size in bytes (so truncation is reported as such)
+//   config:    i64 block_size, vocab_size, n_layer, n_head, n_embd | f64 dropout | u8 bias
+//   tokenizer: u32 kind (0 none, 1 characters) | u64 n | n x (u32 length, UTF-8 bytes)
+//   training:  i64 iter | f64 best_val_loss | 2 x generator state (model dropout, data sampler)
+//   weights:   u64 n | n elements
+//   optimizer: u8 present | [f64 beta1, beta2, eps, weight_decay | i64 steps | n elements m | n v]
+//   u64 FNV-1a hash of every byte before it
+//
+// Files are written to "<path>.tmp" and renamed over <path>, so a crash mid-write never destroys
+// the previous checkpoint. Reading checks the size, magic, version and hash before parsing, and
+// every field afterwards (a truncated, corrupt or mismatched file throws std::runtime_error).
+// Builds on model.hpp and optim.hpp; read next: examples/train_shakespeare_char.cpp.
+#pragma once
+
+#include <algorithm>   // std::copy
+#include <cstdint>     // fixed-width integers
+#include <cstring>     // std::memcpy
+#include <filesystem>  // std::filesystem::rename, remove
+#include <fstream>     // std::ifstream, std::ofstream
+#include <iterator>    // std::istreambuf_iterator
+#include <limits>      // std::numeric_limits
+#include <stdexcept>   // std::runtime_error
+#include <string>      // std::string
+#include <utility>     // std::move
+#include <vector>      // std::vector
+
+#include <nanogpt/config.hpp>
+#include <nanogpt/detail/random.hpp>
+#include <nanogpt/model.hpp>
+#include <nanogpt/optim.hpp>
+
+namespace nanogpt {
+
+inline constexpr char kCheckpointMagic[8] = {'N', 'G', 'P', 'T', 'C', 'K', 'P', 'T'};
+inline constexpr std::uint32_t kCheckpointVersion = 1;
+
+/// Where a training run stands, saved so that resuming continues it exactly.
+struct TrainingState {
+    std::int64_t iter = 0;  // the next iteration to run
+    double best_val_loss = std::numeric_limits<double>::infinity();
+    Random::State data_rng{};  // the batch sampler's generator
+};
+
+/// Everything a checkpoint file holds, in memory.
+template <class T>
+struct Checkpoint {
+    GPTConfig config;
+    std::vector<std::string> vocabulary;  // character tokenizer symbols (empty: none saved)
+    TrainingState training;
+    Random::State dropout_rng{};
+    std::vector<T> weights;
+    bool has_optimizer = false;
+    AdamWConfig adamw;
+    std::int64_t adamw_steps = 0;
+    std::vector<T> adamw_m, adamw_v;
+
+    /// A model with this checkpoint's configuration and weights.
+    GPT<T> make_model() const {
+        GPT<T> model(config);
+        restore(model, nullptr);
+        return model;
+    }
+
+    /// Copies weights (and optimizer state, when both exist) into an existing model whose
+    /// configuration must match.
+    void restore(GPT<T>& model, AdamW<T>* optimizer) const {
+        if (!(model.config() == config)) throw std::runtime_error("checkpoint: model configuration does not match");
+        std::copy(weights.begin(), weights.end(), model.parameters().data());
+        model.dropout_generator().set_state(dropout_rng);
+        if (optimizer != nullptr && has_optimizer) {
+            std::copy(adamw_m.begin(), adamw_m.end(), optimizer->m().begin());
+            std::copy(adamw_v.begin(), adamw_v.end(), optimizer->v().begin());
+            optimizer->set_steps(adamw_steps);
+        }
+    }
+};
+
+namespace detail {
+
+inline std::uint64_t fnv1a(const unsigned char* bytes, std::size_t n) {
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/// Appends raw little-endian values to a byte buffer.
+class ByteWriter {
+public:
+    template <class V>
+    void put(const V& value) {
+        const auto* p = reinterpret_cast<const unsigned char*>(&value);
+        bytes_.insert(bytes_.end(), p, p + sizeof(V));
+    }
+    template <class V>
+    void put_array(const V* values, std::size_t n) {
+        const auto* p = reinterpret_cast<const unsigned char*>(values);
+        bytes_.insert(bytes_.end(), p, p + n * sizeof(V));
+    }
+    void put_state(const Random::State& s) {
+        put_array(s.words, 4);
+        put(s.spare_normal);
+        put(static_cast<std::uint8_t>(s.has_spare_normal));
+    }
+    std::vector<unsigned char>& bytes() { return bytes_; }
+
+private:
+    std::vector<unsigned char> bytes_;
+};
+
+/// Reads values back with a bounds check on every field, naming it when the file ends early.
+class ByteReader {
+public:
+    ByteReader(const std::vector<unsigned char>& bytes, std::size_t end, std::string path)
+        : bytes_(bytes), end_(end), path_(std::move(path)) {}
+
+    template <class V>
+    V get(const char* field) {
+        V value;
+        take(&value, sizeof(V), field);
+        return value;
+    }
+    template <class V>
+    void get_array(V* out, std::size_t n, const char* field) {
+        if (n > (end_ - pos_) / sizeof(V)) fail(std::string("truncated in ") + field);
+        take(out, n * sizeof(V), field);
+    }
+    Random::State get_state(const char* field) {
+        Random::State s{};
+        get_array(s.words, 4, field);
+        s.spare_normal = get<double>(field);
+        s.has_spare_normal = get<std::uint8_t>(field) != 0;
+        return s;
+    }
+    std::size_t remaining() const { return end_ - pos_; }
+    [[noreturn]] void fail(const std::string& what) const {
+        throw std::runtime_error("checkpoint '" + path_ + "': " + what);
+    }
+
+private:
+    void take(void* out, std::size_t n, const char* field) {
+        if (n > end_ - pos_) fail(std::string("truncated in ") + field);
+        std::memcpy(out, bytes_.data() + pos_, n);
+        pos_ += n;
+    }
+
+    const std::vector<unsigned char>& bytes_;
+    std::size_t end_;
+    std::size_t pos_ = 0;
+    std::string path_;
+};
+
+/// Writes bytes to path atomically: a temporary file, then a rename over the old one.
+inline void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes) {
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        if (!out) throw std::runtime_error("checkpoint: cannot open '" + tmp + "' for writing");
+        out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+        out.flush();
+        if (!out) {
+            out.close();
+            std::error_code ignored;
+            std::filesystem::remove(tmp, ignored);
+            throw std::runtime_error("checkpoint: writing '" + tmp + "' failed (disk full?)");
+        }
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) throw std::runtime_error("checkpoint: cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
+}
+
+}  // namespace detail
+
+/// Saves the model (and optimizer state when given, and the tokenizer's symbols) to path.
+template <class T>
+void save_checkpoint(const std::string& path, GPT<T>& model, const AdamW<T>* optimizer,
+                     const std::vector<std::string>& vocabulary, const TrainingState& training = {}) {
+    detail::ByteWriter w;
+    w.put_array(kCheckpointMagic, 8);
+    w.put(kCheckpointVersion);
+    w.put(static_cast<std::uint32_t>(sizeof(T)));
+    const std::size_t size_field = w.bytes().size();
+    w.put(std::uint64_t{0});  // patched below, once the size is known
+    const GPTConfig& c = model.config();
+    for (std::int64_t v : {c.block_size, c.vocab_size, c.n_layer, c.n_head, c.n_embd}) w.put(v);
+    w.put(c.dropout);
+    w.put(static_cast<std::uint8_t>(c.bias));
+    w.put(static_cast<std::uint32_t>(vocabulary.empty() ? 0 : 1));
+    w.put(static_cast<std::uint64_t>(vocabulary.size()));
+    for (const std::string& s : vocabulary) {
+        w.put(static_cast<std::uint32_t>(s.size()));
+        w.put_array(s.data(), s.size());
+    }
+    w.put(training.iter);
+    w.put(training.best_val_loss);
+    w.put_state(model.dropout_generator().state());
+    w.put_state(training.data_rng);
+    const auto n = static_cast<std::size_t>(model.parameters().size());
+    w.put(static_cast<std::uint64_t>(n));
+    w.put_array(model.parameters().data(), n);
+    w.put(static_cast<std::uint8_t>(optimizer != nullptr));
+    if (optimizer != nullptr) {
+        const AdamWConfig& a = optimizer->config();
+        for (double v : {a.beta1, a.beta2, a.eps, a.weight_decay}) w.put(v);
+        w.put(optimizer->steps());
+        w.put_array(optimizer->m().data(), n);
+        w.put_array(optimizer->v().data(), n);
+    }
+    const std::uint64_t total = w.bytes().size() + sizeof(std::uint64_t);
+    std::memcpy(w.bytes().data() + size_field, &total, sizeof(total));
+    w.put(detail::fnv1a(w.bytes().data(), w.bytes().size()));
+    detail::write_file_atomically(path, w.bytes());
+}
+
+/// Reads and validates a checkpoint written by save_checkpoint with the same element type.
+template <class T>
+Checkpoint<T> load_checkpoint(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("checkpoint '" + path + "': cannot open file");
+    const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    detail::ByteReader header(bytes, bytes.size(), path);
+    if (bytes.size() < 32 || std::memcmp(bytes.data(), kCheckpointMagic, 8) != 0) {
+        header.fail("not a nanogpt checkpoint (bad magic or too short)");
+    }
+    std::uint32_t version = 0, element_bytes = 0;
+    std::uint64_t total_size = 0;
+    std::memcpy(&version, bytes.data() + 8, 4);
+    std::memcpy(&element_bytes, bytes.data() + 12, 4);
+    std::memcpy(&total_size, bytes.data() + 16, 8);
+    if (version != kCheckpointVersion) {
+        header.fail("format version " + std::to_string(version) + ", this build reads version " +
+                    std::to_string(kCheckpointVersion));
+    }
+    if (total_size != bytes.size()) {
+        header.fail("file has " + std::to_string(bytes.size()) + " bytes but its header says " +
+                    std::to_string(total_size) + (total_size > bytes.size() ? " (truncated)" : ""));
+    }
+    const std::size_t body = bytes.size() - sizeof(std::uint64_t);
+    std::uint64_t stored_hash = 0;
+    std::memcpy(&stored_hash, bytes.data() + body, sizeof(stored_hash));
+    if (stored_hash != detail::fnv1a(bytes.data(), body)) header.fail("checksum mismatch (file is corrupt)");
+    if (element_bytes != sizeof(T)) {
+        header.fail("stores " + std::to_string(element_bytes) + "-byte elements, expected " +
+                    std::to_string(sizeof(T)));
+    }
+
+    detail::ByteReader r(bytes, body, path);
+    (void)r.get<std::uint64_t>("magic");
+    (void)r.get<std::uint64_t>("version");
+    (void)r.get<std::uint64_t>("size");
+    Checkpoint<T> ck;
+    ck.config.block_size = r.get<std::int64_t>("config");
+    ck.config.vocab_size = r.get<std::int64_t>("config");
+    ck.config.n_layer = r.get<std::int64_t>("config");
+    ck.config.n_head = r.get<std::int64_t>("config");
+    ck.config.n_embd = r.get<std::int64_t>("config");
+    ck.config.dropout = r.get<double>("config");
+    ck.config.bias = r.get<std::uint8_t>("config") != 0;
+    try {
+        ck.config.validate();
+    } catch (const std::invalid_argument& e) {
+        r.fail(std::string("invalid configuration: ") + e.what());
+    }
+    const auto kind = r.get<std::uint32_t>("tokenizer");
+    const auto symbols = r.get<std::uint64_t>("tokenizer");
+    if (kind > 1 || symbols > r.remaining()) r.fail("corrupt tokenizer section");
+    for (std::uint64_t i = 0; i < symbols; ++i) {
+        const auto len = r.get<std::uint32_t>("tokenizer");
+        if (len == 0 || len > 4) r.fail("corrupt tokenizer symbol");
+        std::string s(len, '\0');
+        r.get_array(s.data(), len, "tokenizer");
+        ck.vocabulary.push_back(std::move(s));
+    }
+    if (!ck.vocabulary.empty() && static_cast<std::int64_t>(ck.vocabulary.size()) != ck.config.vocab_size) {
+        r.fail("tokenizer has " + std::to_string(ck.vocabulary.size()) + " symbols but vocab_size is " +
+               std::to_string(ck.config.vocab_size));
+    }
+    ck.training.iter = r.get<std::int64_t>("training state");
+    ck.training.best_val_loss = r.get<double>("training state");
+    ck.dropout_rng = r.get_state("training state");
+    ck.training.data_rng = r.get_state("training state");
+    const auto n = r.get<std::uint64_t>("weights");
+    if (n != static_cast<std::uint64_t>(ck.config.num_parameters())) {
+        r.fail("holds " + std::to_string(n) + " weights, the configuration needs " +
+               std::to_string(ck.config.num_parameters()));
+    }
+    ck.weights.resize(n);
+    r.get_array(ck.weights.data(), n, "weights");
+    ck.has_optimizer = r.get<std::uint8_t>("optimizer") != 0;
+    if (ck.has_optimizer) {
+        ck.adamw.beta1 = r.get<double>("optimizer");
+        ck.adamw.beta2 = r.get<double>("optimizer");
+        ck.adamw.eps = r.get<double>("optimizer");
+        ck.adamw.weight_decay = r.get<double>("optimizer");
+        ck.adamw_steps = r.get<std::int64_t>("optimizer");
+        ck.adamw_m.resize(n);
+        ck.adamw_v.resize(n);
+        r.get_array(ck.adamw_m.data(), n, "optimizer");
+        r.get_array(ck.adamw_v.data(), n, "optimizer");
+    }
+    if (r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " unexpected trailing bytes");
+    return ck;
+}
+
+}  // namespace nanogpt

@@ -1,0 +1,155 @@
+// model.hpp — GPT: token + position embeddings, n_layer pre-LN blocks, a final layernorm and a
+// head that reuses the token embedding (weight tying), exactly GPT-2's architecture as in
+// nanoGPT's model.py. Builds on layers.hpp, config.hpp and sampling.hpp; read next: optim.hpp.
+#pragma once
+
+#include <algorithm>   // std::min
+#include <cmath>       // std::isfinite
+#include <cstdint>     // std::int64_t, std::int32_t
+#include <functional>  // std::function
+#include <memory>      // std::shared_ptr
+#include <numeric>     // std::iota
+#include <stdexcept>   // std::invalid_argument
+#include <string>      // std::to_string
+#include <vector>      // std::vector
+
+#include <nanogpt/config.hpp>
+#include <nanogpt/layers.hpp>
+#include <nanogpt/ops/loss.hpp>
+#include <nanogpt/parameters.hpp>
+#include <nanogpt/sampling.hpp>
+#include <nanogpt/tape.hpp>
+
+namespace nanogpt {
+
+template <class T>
+class GPT {
+public:
+    /// What forward returns, like nanoGPT's (logits, loss); loss is empty without targets.
+    struct Output {
+        Tensor<T> logits;  // (B, T, vocab_size)
+        Tensor<T> loss;    // (1), mean cross-entropy
+    };
+
+    /// Builds and initialises the model (GPT-2's scheme) from `seed`; validates the config.
+    explicit GPT(const GPTConfig& config, std::uint64_t seed = 1337)
+        : config_((config.validate(), config)),
+          params_(config.num_parameters(), seed),
+          dropout_(std::make_shared<DropoutControl>(DropoutControl{true, Random(splitmix64(seed))})),
+          wte_(params_, "wte", config.vocab_size, config.n_embd),
+          wpe_(params_, "wpe", config.block_size, config.n_embd),
+          drop_{config.dropout, dropout_},
+          blocks_(make_blocks()),
+          ln_f_(params_, "ln_f", config.n_embd, config.bias),
+          positions_(Shape{config.block_size}) {
+        std::iota(positions_.data(), positions_.data() + config.block_size, 0);
+        if (params_.used() != params_.size()) throw std::logic_error("GPT: parameter count formula is wrong");
+    }
+
+    /// Logits for every position of idx [B, T]; with targets [B, T] also the mean loss.
+    /// Starts a new graph: tensors from the previous forward become invalid (see tape.hpp).
+    Output forward(const Tensor<std::int32_t>& idx, const Tensor<std::int32_t>& targets = Tensor<std::int32_t>()) {
+        const Tensor<T> x = hidden_states(idx);                 // (B, T, C)
+        Output out{linear(x, wte_.weight), Tensor<T>()};        // (B, T, V): lm_head shares wte
+        if (targets.defined()) {
+            if (targets.shape() != idx.shape()) {
+                throw std::invalid_argument("GPT::forward: targets " + targets.shape().to_string() +
+                                            " do not match idx " + idx.shape().to_string());
+            }
+            out.loss = cross_entropy(out.logits, targets);  // (1)
+        }
+        return out;
+    }
+
+    /// Appends max_new_tokens sampled tokens to `tokens` (cropping the context to block_size),
+    /// calling on_token for each new one as it is produced; returns the whole sequence.
+    std::vector<std::int32_t> generate(std::vector<std::int32_t> tokens, std::int64_t max_new_tokens,
+                                       const SamplingOptions& options, Random& rng,
+                                       const std::function<void(std::int32_t)>& on_token = {}) {
+        options.validate();
+        if (tokens.empty()) throw std::invalid_argument("GPT::generate: the prompt needs at least one token");
+        if (max_new_tokens < 0) throw std::invalid_argument("GPT::generate: max_new_tokens must be >= 0");
+        check_token_ids(tokens.data(), static_cast<std::int64_t>(tokens.size()), config_.vocab_size, "GPT::generate");
+        NoGradGuard no_grad;
+        const bool was_training = training();
+        eval();
+        std::vector<std::int32_t> scratch;
+        for (std::int64_t i = 0; i < max_new_tokens; ++i) {
+            const auto len = std::min<std::int64_t>(static_cast<std::int64_t>(tokens.size()), config_.block_size);
+            Tensor<std::int32_t> idx(Shape{1, len});
+            std::copy(tokens.end() - len, tokens.end(), idx.data());
+            Tensor<T> x = hidden_states(idx);  // (1, len, C)
+            // Only the last position predicts the next token: project just that row.
+            const Tensor<T> last = Tensor<T>::view(Shape{1, config_.n_embd}, x.data() + (len - 1) * config_.n_embd,
+                                                   nullptr);  // (1, C)
+            const Tensor<T> logits = linear(last, wte_.weight);  // (1, V)
+            for (std::int64_t v = 0; v < config_.vocab_size; ++v) {
+                if (!std::isfinite(static_cast<double>(logits.data()[v]))) {
+                    throw std::runtime_error("GPT::generate: the model produced a non-finite logit");
+                }
+            }
+            const std::int32_t next = sample_token(logits.data(), config_.vocab_size, options, rng, scratch);
+            tokens.push_back(next);
+            if (on_token) on_token(next);
+        }
+        if (was_training) train();
+        return tokens;
+    }
+
+    /// Dropout is active only in training mode (the default, as in PyTorch).
+    void train(bool on = true) { dropout_->training = on; }
+    void eval() { train(false); }
+    bool training() const { return dropout_->training; }
+
+    const GPTConfig& config() const { return config_; }
+    Parameters<T>& parameters() { return params_; }
+    const Parameters<T>& parameters() const { return params_; }
+    void zero_grad() { params_.zero_grad(); }
+    /// The generator behind dropout masks (saved in checkpoints so a resumed run continues it).
+    Random& dropout_generator() { return dropout_->rng; }
+
+    /// Parameter count; without the position embedding when non_embedding (nanoGPT's convention
+    /// for MFU: the token embedding is counted because the head reuses it).
+    std::int64_t num_parameters(bool non_embedding = false) const {
+        return params_.size() - (non_embedding ? config_.block_size * config_.n_embd : 0);
+    }
+
+private:
+    // Members are built in declaration order, which is GPT-2's parameter order: wte, wpe, h.0 ... ln_f.
+    std::vector<Block<T>> make_blocks() {
+        const LayerShape s{config_.n_layer, config_.n_head, config_.n_embd, config_.dropout, config_.bias};
+        std::vector<Block<T>> blocks;
+        blocks.reserve(static_cast<std::size_t>(config_.n_layer));
+        for (std::int64_t i = 0; i < config_.n_layer; ++i)
+            blocks.emplace_back(params_, "h." + std::to_string(i), s, dropout_);
+        return blocks;
+    }
+
+    Tensor<T> hidden_states(const Tensor<std::int32_t>& idx) {
+        if (idx.dim() != 2) {
+            throw std::invalid_argument("GPT::forward: idx must be [B, T], got " + idx.shape().to_string());
+        }
+        const std::int64_t t = idx.size(1);
+        if (t < 1 || t > config_.block_size) {
+            throw std::invalid_argument("GPT::forward: sequence length " + std::to_string(t) +
+                                        " is outside [1, block_size = " + std::to_string(config_.block_size) + "]");
+        }
+        Tape::current().begin_graph();
+        const auto pos = Tensor<std::int32_t>::view(Shape{t}, positions_.data(), nullptr);  // (T)
+        Tensor<T> x = drop_.forward(add(wte_.forward(idx), wpe_.forward(pos)));           // (B, T, C)
+        for (const auto& block : blocks_) x = block.forward(x);                              // (B, T, C)
+        return ln_f_.forward(x);                                                             // (B, T, C)
+    }
+
+    GPTConfig config_;
+    Parameters<T> params_;
+    std::shared_ptr<DropoutControl> dropout_;
+    Embedding<T> wte_;  // (V, C); also the output head
+    Embedding<T> wpe_;  // (block_size, C)
+    Dropout<T> drop_;
+    std::vector<Block<T>> blocks_;
+    LayerNorm<T> ln_f_;
+    Tensor<std::int32_t> positions_;  // 0, 1, ..., block_size - 1
+};
+
+}  // namespace nanogpt

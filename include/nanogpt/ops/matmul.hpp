@@ -1,0 +1,154 @@
+// ops/matmul.hpp — batched matrix multiply (with the transposed-operand forms attention needs)
+// and linear (x @ W^T + b, the op behind every Linear layer). Both lower to kernels::gemm, which
+// picks the fast float micro-kernel at run time (detail/gemm.hpp). Read next: ops/shape.hpp.
+#pragma once
+
+#include <algorithm>  // std::max
+#include <cstdint>    // std::int64_t
+
+#include <nanogpt/detail/gemm.hpp>
+#include <nanogpt/detail/op_support.hpp>
+#include <nanogpt/detail/parallel.hpp>
+#include <nanogpt/ops/elementwise.hpp>
+#include <nanogpt/tensor.hpp>
+
+namespace nanogpt {
+
+// ---- matmul ----
+// C = op(A) op(B) for each batch index, op(X) = X or X^T on the last two dimensions.
+// A: [..., M, K] (or [..., K, M] when trans_a), B: [..., K, N] (or [..., N, K] when trans_b)
+// with the same leading dimensions as A, or 2-D and shared by every batch. C: [..., M, N].
+// Backward, from dC: d op(A) = dC op(B)^T and d op(B) = op(A)^T dC; the transposes of a stored
+// operand fold into the gemm flags, so no transposed copy is ever made.
+
+namespace kernels {
+
+struct MatmulDims {
+    std::int64_t batch, M, N, K;
+    bool trans_a, trans_b, b_shared;  // b_shared: one B for all batches
+};
+
+template <class T>
+void matmul_forward(T* C, const T* A, const T* B, const MatmulDims& d) {
+    const std::int64_t lda = d.trans_a ? d.M : d.K, ldb = d.trans_b ? d.K : d.N;
+    const std::int64_t b_stride = d.b_shared ? 0 : d.K * d.N;
+    // Many small products (attention heads) run one per thread; big ones thread inside gemm.
+    detail::parallel_for(d.batch, [&](std::int64_t i) {
+        gemm(d.trans_a, d.trans_b, d.M, d.N, d.K, A + i * d.M * d.K, lda, B + i * b_stride, ldb, C + i * d.M * d.N,
+             d.N, false);
+    });
+}
+
+template <class T>
+void matmul_backward(T* dA, T* dB, const T* A, const T* B, const T* dC, const MatmulDims& d) {
+    const std::int64_t M = d.M, N = d.N, K = d.K;
+    const std::int64_t lda = d.trans_a ? M : K, ldb = d.trans_b ? K : N;
+    const std::int64_t b_stride = d.b_shared ? 0 : K * N;
+    if (dA != nullptr) {
+        detail::parallel_for(d.batch, [&](std::int64_t i) {
+            const T* Bi = B + i * b_stride;
+            const T* dCi = dC + i * M * N;
+            T* dAi = dA + i * M * K;
+            if (!d.trans_a)  // dA[M,K] = dC[M,N] op(B)^T
+                gemm(false, !d.trans_b, M, K, N, dCi, N, Bi, ldb, dAi, K, true);
+            else  // dA[K,M] = op(B)[K,N] dC^T
+                gemm(d.trans_b, true, K, M, N, Bi, ldb, dCi, N, dAi, M, true);
+        });
+    }
+    if (dB != nullptr) {
+        auto one = [&](std::int64_t i) {
+            const T* Ai = A + i * M * K;
+            const T* dCi = dC + i * M * N;
+            T* dBi = dB + i * b_stride;
+            if (!d.trans_b)  // dB[K,N] = op(A)^T dC
+                gemm(!d.trans_a, false, K, N, M, Ai, lda, dCi, N, dBi, N, true);
+            else  // dB[N,K] = dC^T op(A)
+                gemm(true, d.trans_a, N, K, M, dCi, N, Ai, lda, dBi, K, true);
+        };
+        if (d.b_shared) {  // every batch adds into the same dB: keep them in order
+            for (std::int64_t i = 0; i < d.batch; ++i) one(i);
+        } else {
+            detail::parallel_for(d.batch, one);
+        }
+    }
+}
+
+}  // namespace kernels
+
+/// Batched matrix product op(a) @ op(b) over the last two dimensions (see above for shapes).
+template <class T>
+Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool trans_a = false, bool trans_b = false) {
+    detail::require_defined(a, "matmul", "a");
+    detail::require_defined(b, "matmul", "b");
+    detail::require(a.dim() >= 2 && b.dim() >= 2, "matmul",
+                    "needs at least 2 dimensions, got " + a.shape().to_string() + " and " + b.shape().to_string());
+    kernels::MatmulDims d{};
+    d.trans_a = trans_a;
+    d.trans_b = trans_b;
+    d.M = trans_a ? a.size(-1) : a.size(-2);
+    d.K = trans_a ? a.size(-2) : a.size(-1);
+    const std::int64_t kb = trans_b ? b.size(-1) : b.size(-2);
+    d.N = trans_b ? b.size(-2) : b.size(-1);
+    d.batch = a.numel() / std::max<std::int64_t>(1, a.size(-1) * a.size(-2));
+    d.b_shared = b.dim() == 2 && a.dim() > 2;
+    bool same_batch = d.b_shared || a.dim() == b.dim();
+    for (int i = 0; same_batch && !d.b_shared && i < a.dim() - 2; ++i) same_batch = a.size(i) == b.size(i);
+    detail::require(kb == d.K && same_batch, "matmul",
+                    "shapes " + a.shape().to_string() + (trans_a ? "^T" : "") + " and " + b.shape().to_string() +
+                        (trans_b ? "^T" : "") + " do not multiply");
+    const Shape out_shape = a.shape().with_dim(-1, d.N).with_dim(-2, d.M);  // [..., M, N]
+    Tensor<T> out = Tensor<T>::graph_output(out_shape, detail::any_requires_grad(a, b));
+    kernels::matmul_forward(out.data(), a.data(), b.data(), d);
+    if (out.requires_grad()) {
+        Tape::current().record([out, a, b, d] {
+            kernels::matmul_backward(a.grad(), b.grad(), a.data(), b.data(), out.grad(), d);
+        });
+    }
+    return out;
+}
+
+// ---- linear ----
+// out[n, o] = sum_c x[n, c] W[o, c] + bias[o]: x [..., C], W [OC, C] (PyTorch's layout, also the
+// layout of the tied token embedding used as lm_head), bias [OC] or empty. out [..., OC].
+// Backward: dx += dout W, dW += dout^T x, dbias += column sums of dout.
+
+namespace kernels {
+template <class T>
+void linear_forward(T* out, const T* x, const T* weight, const T* bias, std::int64_t N, std::int64_t C,
+                    std::int64_t OC) {
+    gemm(false, true, N, OC, C, x, C, weight, C, out, OC, false);
+    if (bias != nullptr) add_forward(out, out, bias, N, OC);
+}
+template <class T>
+void linear_backward(T* dx, T* dweight, T* dbias, const T* x, const T* weight, const T* dout, std::int64_t N,
+                     std::int64_t C, std::int64_t OC) {
+    if (dx != nullptr) gemm(false, false, N, C, OC, dout, OC, weight, C, dx, C, true);
+    if (dweight != nullptr) gemm(true, false, OC, C, N, dout, OC, x, C, dweight, C, true);
+    if (dbias != nullptr) add_column_sums(dbias, dout, N, OC);
+}
+}  // namespace kernels
+
+/// x @ weight^T + bias, with weight [OC, C] and bias [OC] (or an empty tensor for no bias).
+template <class T>
+Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>()) {
+    detail::require_defined(x, "linear", "x");
+    detail::require(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1), "linear",
+                    "input " + x.shape().to_string() + " does not match weight " + weight.shape().to_string());
+    const std::int64_t C = weight.size(1), OC = weight.size(0), N = x.numel() / std::max<std::int64_t>(C, 1);
+    detail::require(!bias.defined() || (bias.dim() == 1 && bias.size(0) == OC), "linear",
+                    "bias " + bias.shape().to_string() + " does not match weight " + weight.shape().to_string());
+    const bool has_bias = bias.defined();
+    Tensor<T> out = Tensor<T>::graph_output(x.shape().with_last(OC),
+                                            detail::any_requires_grad(x, weight) ||
+                                                (has_bias && detail::any_requires_grad(bias)));
+    kernels::linear_forward(out.data(), x.data(), weight.data(), has_bias ? bias.data() : nullptr, N, C, OC);
+    if (out.requires_grad()) {
+        Tape::current().record([out, x, weight, bias, has_bias, N, C, OC] {
+            kernels::linear_backward(x.grad(), weight.grad(), has_bias ? bias.grad() : nullptr, x.data(),
+                                     weight.data(), out.grad(), N, C, OC);
+        });
+    }
+    return out;
+}
+
+}  // namespace nanogpt

@@ -1,0 +1,110 @@
+// ops/norm.hpp — layernorm over the last dimension (eps 1e-5, as GPT-2), with learned weight and
+// optional bias. The forward caches each row's mean and 1/std for the backward. Read next:
+// ops/softmax.hpp.
+#pragma once
+
+#include <algorithm>  // std::min
+#include <cmath>      // std::sqrt
+#include <cstdint>    // std::int64_t
+
+#include <nanogpt/detail/op_support.hpp>
+#include <nanogpt/detail/parallel.hpp>
+#include <nanogpt/tensor.hpp>
+
+namespace nanogpt {
+
+// ---- layernorm ----
+// For each row x of C values: mean = sum(x)/C, rstd = 1/sqrt(sum((x-mean)^2)/C + eps),
+// xhat = (x - mean) rstd, out = xhat * weight + bias.
+
+namespace kernels {
+
+inline constexpr double kLayerNormEps = 1e-5;
+
+template <class T>
+void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias, std::int64_t N,
+                       std::int64_t C) {
+    detail::parallel_for(N, [&](std::int64_t r) {
+        const T* x = inp + r * C;
+        T m = 0;
+        for (std::int64_t c = 0; c < C; ++c) m += x[c];
+        m /= static_cast<T>(C);
+        T var = 0;  // two passes: the one-pass formula loses precision when |mean| >> std
+        for (std::int64_t c = 0; c < C; ++c) var += (x[c] - m) * (x[c] - m);
+        var /= static_cast<T>(C);
+        const T s = T(1) / std::sqrt(var + static_cast<T>(kLayerNormEps));
+        T* o = out + r * C;
+        for (std::int64_t c = 0; c < C; ++c) o[c] = (x[c] - m) * s * weight[c] + (bias ? bias[c] : T(0));
+        mean[r] = m;
+        rstd[r] = s;
+    });
+}
+
+// With g = dout * weight: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), the usual result of
+// differentiating through the mean and the variance. dweight += dout * xhat, dbias += dout, summed
+// over rows — done per channel block so that no two threads write one element.
+template <class T>
+void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, const T* mean,
+                        const T* rstd, std::int64_t N, std::int64_t C) {
+    if (dinp != nullptr) {
+        detail::parallel_for(N, [&](std::int64_t r) {
+            const T* x = inp + r * C;
+            const T* dy = dout + r * C;
+            T g_mean = 0, gx_mean = 0;
+            for (std::int64_t c = 0; c < C; ++c) {
+                const T g = dy[c] * weight[c];
+                g_mean += g;
+                gx_mean += g * (x[c] - mean[r]) * rstd[r];
+            }
+            g_mean /= static_cast<T>(C);
+            gx_mean /= static_cast<T>(C);
+            T* dx = dinp + r * C;
+            for (std::int64_t c = 0; c < C; ++c) {
+                const T xhat = (x[c] - mean[r]) * rstd[r];
+                dx[c] += rstd[r] * (dy[c] * weight[c] - g_mean - xhat * gx_mean);
+            }
+        });
+    }
+    const std::int64_t blocks = (C + detail::kChannelBlock - 1) / detail::kChannelBlock;
+    detail::parallel_for(blocks, [&](std::int64_t blk) {
+        const std::int64_t c0 = blk * detail::kChannelBlock, c1 = std::min(C, c0 + detail::kChannelBlock);
+        for (std::int64_t r = 0; r < N; ++r) {
+            const T* x = inp + r * C;
+            const T* dy = dout + r * C;
+            for (std::int64_t c = c0; c < c1; ++c) {
+                if (dweight != nullptr) dweight[c] += dy[c] * (x[c] - mean[r]) * rstd[r];
+                if (dbias != nullptr) dbias[c] += dy[c];
+            }
+        }
+    });
+}
+
+}  // namespace kernels
+
+/// Layer normalisation over the last dimension; bias may be an empty tensor (GPTConfig::bias = false).
+template <class T>
+Tensor<T> layernorm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>()) {
+    detail::require_defined(x, "layernorm", "x");
+    const std::int64_t C = x.size(-1), N = x.shape().rows();
+    detail::require(weight.dim() == 1 && weight.size(0) == C, "layernorm",
+                    "weight " + weight.shape().to_string() + " does not match input " + x.shape().to_string());
+    detail::require(!bias.defined() || bias.shape() == weight.shape(), "layernorm",
+                    "bias " + bias.shape().to_string() + " does not match weight " + weight.shape().to_string());
+    const bool has_bias = bias.defined();
+    const bool needs_grad = detail::any_requires_grad(x, weight) || (has_bias && detail::any_requires_grad(bias));
+    Tensor<T> out = Tensor<T>::graph_output(x.shape(), needs_grad);
+    Tensor<T> stats = Tensor<T>::graph_output(Shape{2, N}, false);  // row means, then row 1/std
+    T* mean = stats.data();
+    T* rstd = mean + N;
+    kernels::layernorm_forward(out.data(), mean, rstd, x.data(), weight.data(), has_bias ? bias.data() : nullptr, N,
+                               C);
+    if (out.requires_grad()) {
+        Tape::current().record([out, x, weight, bias, has_bias, mean, rstd, N, C] {
+            kernels::layernorm_backward(x.grad(), weight.grad(), has_bias ? bias.grad() : nullptr, out.grad(),
+                                        x.data(), weight.data(), mean, rstd, N, C);
+        });
+    }
+    return out;
+}
+
+}  // namespace nanogpt

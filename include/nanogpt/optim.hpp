@@ -1,0 +1,162 @@
+// optim.hpp — training arithmetic over the single parameter buffer: AdamW with decoupled weight
+// decay (only on tensors of 2+ dimensions), global gradient-norm clipping, and nanoGPT's
+// learning-rate schedule (linear warmup, cosine decay to min_lr). Builds on parameters.hpp;
+// read next: tokenizer.hpp, data.hpp, checkpoint.hpp.
+#pragma once
+
+#include <algorithm>  // std::min
+#include <cmath>      // std::sqrt, std::cos, std::pow, std::isfinite
+#include <cstdint>    // std::int64_t
+#include <stdexcept>  // std::invalid_argument
+#include <string>     // std::to_string
+#include <vector>     // std::vector
+
+#include <nanogpt/detail/parallel.hpp>
+#include <nanogpt/parameters.hpp>
+
+namespace nanogpt {
+
+// ---- AdamW ----
+// For each parameter p with gradient g, at step t (from 1):
+//   p -= lr * wd * p                       (decoupled decay, only where ParameterInfo::decay())
+//   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
+//   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+// which is PyTorch's torch.optim.AdamW, the optimizer nanoGPT uses.
+
+struct AdamWConfig {
+    double beta1 = 0.9;
+    double beta2 = 0.95;
+    double eps = 1e-8;
+    double weight_decay = 0.1;
+
+    void validate() const {
+        auto in_unit = [](const char* field, double x) {
+            if (!(x >= 0.0 && x < 1.0)) {
+                throw std::invalid_argument(std::string("AdamW: ") + field + " must be in [0, 1), got " +
+                                            std::to_string(x));
+            }
+        };
+        in_unit("beta1", beta1);
+        in_unit("beta2", beta2);
+        if (!(eps > 0.0)) throw std::invalid_argument("AdamW: eps must be > 0, got " + std::to_string(eps));
+        if (!(weight_decay >= 0.0)) {
+            throw std::invalid_argument("AdamW: weight_decay must be >= 0, got " + std::to_string(weight_decay));
+        }
+    }
+};
+
+namespace kernels {
+template <class T>
+void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr, double weight_decay,
+                  const AdamWConfig& c, std::int64_t step) {
+    const double bias1 = 1.0 - std::pow(c.beta1, static_cast<double>(step));
+    const double bias2 = 1.0 - std::pow(c.beta2, static_cast<double>(step));
+    const T b1 = static_cast<T>(c.beta1), b2 = static_cast<T>(c.beta2);
+    const T step_size = static_cast<T>(lr / bias1), inv_sqrt_bias2 = static_cast<T>(1.0 / std::sqrt(bias2));
+    const T decay = static_cast<T>(1.0 - lr * weight_decay), eps = static_cast<T>(c.eps);
+    const std::int64_t chunk = 16384;
+    detail::parallel_for((n + chunk - 1) / chunk, [&](std::int64_t blk) {
+        const std::int64_t end = std::min(n, (blk + 1) * chunk);
+        for (std::int64_t i = blk * chunk; i < end; ++i) {
+            m[i] = b1 * m[i] + (T(1) - b1) * grad[i];
+            v[i] = b2 * v[i] + (T(1) - b2) * grad[i] * grad[i];
+            param[i] = param[i] * decay - step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bias2 + eps);
+        }
+    });
+}
+}  // namespace kernels
+
+template <class T>
+class AdamW {
+public:
+    AdamW(Parameters<T>& params, const AdamWConfig& config = {})
+        : params_(&params),
+          config_((config.validate(), config)),
+          m_(static_cast<std::size_t>(params.size()), T(0)),
+          v_(static_cast<std::size_t>(params.size()), T(0)) {}
+
+    /// One update of every parameter from the gradient buffer, at learning rate lr.
+    void step(double lr) {
+        if (!(lr >= 0.0) || !std::isfinite(lr)) {
+            throw std::invalid_argument("AdamW::step: learning rate must be finite and >= 0, got " +
+                                        std::to_string(lr));
+        }
+        ++step_;
+        for (const ParameterInfo& info : params_->infos()) {
+            const std::int64_t o = info.offset, n = info.shape.numel();
+            kernels::adamw_update(params_->data() + o, params_->grad() + o, m_.data() + o, v_.data() + o, n, lr,
+                                  info.decay() ? config_.weight_decay : 0.0, config_, step_);
+        }
+    }
+
+    const AdamWConfig& config() const { return config_; }
+    /// Optimizer state, for checkpoints: steps taken and the two moment buffers.
+    std::int64_t steps() const { return step_; }
+    void set_steps(std::int64_t steps) { step_ = steps; }
+    std::vector<T>& m() { return m_; }
+    std::vector<T>& v() { return v_; }
+    const std::vector<T>& m() const { return m_; }
+    const std::vector<T>& v() const { return v_; }
+
+private:
+    Parameters<T>* params_;
+    AdamWConfig config_;
+    std::vector<T> m_, v_;
+    std::int64_t step_ = 0;
+};
+
+// ---- gradient clipping ----
+
+/// Scales the whole gradient buffer so its L2 norm is at most max_norm (if max_norm > 0) and
+/// returns the norm before clipping — possibly inf or NaN, which the caller should treat as a
+/// failed step. The sum of squares is taken in fixed chunks and added in order, in double, so
+/// it does not depend on the thread count.
+template <class T>
+double clip_grad_norm(Parameters<T>& params, double max_norm) {
+    const std::int64_t n = params.size(), chunk = 65536, chunks = (n + chunk - 1) / chunk;
+    std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
+    T* g = params.grad();
+    detail::parallel_for(chunks, [&](std::int64_t c) {
+        double s = 0.0;
+        const std::int64_t end = std::min(n, (c + 1) * chunk);
+        for (std::int64_t i = c * chunk; i < end; ++i) s += static_cast<double>(g[i]) * static_cast<double>(g[i]);
+        partial[static_cast<std::size_t>(c)] = s;
+    });
+    double total = 0.0;
+    for (double s : partial) total += s;
+    const double norm = std::sqrt(total);
+    if (max_norm > 0.0 && std::isfinite(norm) && norm > max_norm) {
+        const T factor = static_cast<T>(max_norm / (norm + 1e-6));
+        detail::parallel_for(chunks, [&](std::int64_t c) {
+            const std::int64_t end = std::min(n, (c + 1) * chunk);
+            for (std::int64_t i = c * chunk; i < end; ++i) g[i] *= factor;
+        });
+    }
+    return norm;
+}
+
+// ---- learning-rate schedule ----
+
+/// nanoGPT's get_lr: linear warmup for warmup_iters, cosine decay to min_lr at lr_decay_iters,
+/// min_lr afterwards; a constant learning_rate when decay_lr is false.
+struct LRSchedule {
+    double learning_rate = 6e-4;
+    double min_lr = 6e-5;
+    std::int64_t warmup_iters = 2000;
+    std::int64_t lr_decay_iters = 600000;
+    bool decay_lr = true;
+
+    double at(std::int64_t it) const {
+        if (!decay_lr) return learning_rate;
+        if (it < warmup_iters) {
+            return learning_rate * static_cast<double>(it + 1) / static_cast<double>(warmup_iters + 1);
+        }
+        if (it > lr_decay_iters) return min_lr;
+        const double span = static_cast<double>(lr_decay_iters - warmup_iters);
+        const double ratio = span > 0 ? static_cast<double>(it - warmup_iters) / span : 1.0;
+        const double coeff = 0.5 * (1.0 + std::cos(3.141592653589793 * ratio));  // 1 -> 0
+        return min_lr + coeff * (learning_rate - min_lr);
+    }
+};
+
+}  // namespace nanogpt

@@ -1,0 +1,106 @@
+// parameters.hpp — every parameter of a model in ONE contiguous buffer, every gradient in another.
+//
+// Layers ask for their tensors by name at construction (in nanoGPT's order) and receive views into
+// the two buffers. One buffer means AdamW, gradient clipping, zeroing, checkpoints, safetensors
+// export and an MPI allreduce each see a single array instead of a list of tensors. The capacity
+// is fixed up front (GPTConfig knows its parameter count), so views never move. Builds on
+// tensor.hpp and detail/random.hpp; read next: layers.hpp.
+#pragma once
+
+#include <algorithm>  // std::fill
+#include <cmath>      // std::sqrt
+#include <cstdint>    // std::int64_t
+#include <stdexcept>  // std::invalid_argument, std::logic_error
+#include <string>     // std::string
+#include <vector>     // std::vector
+
+#include <nanogpt/detail/random.hpp>
+#include <nanogpt/tensor.hpp>
+
+namespace nanogpt {
+
+/// How a parameter starts: GPT-2 draws weights from N(0, std^2), biases 0, layernorm weights 1.
+struct Init {
+    enum class Kind { normal, zeros, ones };
+    Kind kind = Kind::zeros;
+    double std = 0.0;
+
+    static Init normal(double std) { return {Kind::normal, std}; }
+    static Init zeros() { return {Kind::zeros, 0.0}; }
+    static Init ones() { return {Kind::ones, 0.0}; }
+};
+
+/// Where one named parameter lives in the buffers.
+struct ParameterInfo {
+    std::string name;     // GPT-2 / Hugging Face style, e.g. "h.0.attn.c_attn.weight"
+    Shape shape;
+    std::int64_t offset;  // first element in data() and grad()
+    /// AdamW decays only tensors of 2 or more dimensions (matmul weights, embeddings), as nanoGPT.
+    bool decay() const { return shape.ndim() >= 2; }
+};
+
+template <class T>
+class Parameters {
+public:
+    /// Room for `capacity` elements; `seed` drives every initial value, in declaration order.
+    explicit Parameters(std::int64_t capacity, std::uint64_t seed = 1337)
+        : data_(static_cast<std::size_t>(capacity)), grad_(static_cast<std::size_t>(capacity)), rng_(seed) {}
+
+    // Views point into this object's buffers: copying would alias them, so only moving is allowed
+    // (a moved std::vector keeps its heap buffer, so existing views stay valid).
+    Parameters(const Parameters&) = delete;
+    Parameters& operator=(const Parameters&) = delete;
+    Parameters(Parameters&&) noexcept = default;
+    Parameters& operator=(Parameters&&) noexcept = default;
+
+    /// Declares the next parameter, initialises it, and returns its view (with gradient).
+    Tensor<T> add(const std::string& name, const Shape& shape, const Init& init) {
+        const std::int64_t n = shape.numel();
+        if (used_ + n > size()) {
+            throw std::logic_error("Parameters: capacity " + std::to_string(size()) + " exceeded by '" + name + "'");
+        }
+        for (const auto& info : infos_) {
+            if (info.name == name) throw std::invalid_argument("Parameters: duplicate name '" + name + "'");
+        }
+        infos_.push_back(ParameterInfo{name, shape, used_});
+        T* p = data_.data() + used_;
+        for (std::int64_t i = 0; i < n; ++i) {
+            if (init.kind == Init::Kind::normal) p[i] = static_cast<T>(init.std * rng_.normal());
+            if (init.kind == Init::Kind::zeros) p[i] = T(0);
+            if (init.kind == Init::Kind::ones) p[i] = T(1);
+        }
+        used_ += n;
+        return view(infos_.back());
+    }
+
+    /// The view of one declared parameter.
+    Tensor<T> view(const ParameterInfo& info) {
+        return Tensor<T>::view(info.shape, data_.data() + info.offset, grad_.data() + info.offset);
+    }
+    /// Looks a parameter up by name; std::invalid_argument names it when absent.
+    Tensor<T> find(const std::string& name) {
+        for (const auto& info : infos_)
+            if (info.name == name) return view(info);
+        throw std::invalid_argument("Parameters: no parameter named '" + name + "'");
+    }
+
+    const std::vector<ParameterInfo>& infos() const { return infos_; }
+    std::int64_t size() const { return static_cast<std::int64_t>(data_.size()); }
+    /// Elements declared so far (equals size() once the model is built).
+    std::int64_t used() const { return used_; }
+    T* data() { return data_.data(); }
+    const T* data() const { return data_.data(); }
+    T* grad() { return grad_.data(); }
+    const T* grad() const { return grad_.data(); }
+
+    void zero_grad() { std::fill(grad_.begin(), grad_.end(), T(0)); }
+
+private:
+    std::vector<T> data_;
+    std::vector<T> grad_;
+    std::vector<ParameterInfo> infos_;
+    std::int64_t used_ = 0;
+    Random rng_;
+};
+
+}  // namespace nanogpt

@@ -1,0 +1,137 @@
+// tape.hpp — the tape behind reverse-mode autograd.
+//
+// Every differentiable op runs its forward kernel at once and records ONE node on the tape: a
+// closure that knows how to push the output's gradient back into its inputs' gradients.
+// backward() replays the nodes in reverse order. There is one tape per thread (Tape::current()),
+// and the tape also owns the memory of one graph: activations and activation gradients come from
+// its arenas and are all forgotten by begin_graph(), which GPT::forward calls first. A tensor
+// from an older graph knows its generation, so touching it afterwards is a clear error instead
+// of reading reused memory. Builds on detail/arena.hpp; read next: tensor.hpp.
+#pragma once
+
+#include <cstddef>      // std::size_t
+#include <cstdint>      // std::uint64_t, std::int32_t
+#include <new>          // placement new
+#include <stdexcept>    // std::logic_error
+#include <type_traits>  // std::decay_t
+#include <utility>      // std::forward
+#include <vector>       // std::vector
+
+#include <nanogpt/detail/arena.hpp>
+
+namespace nanogpt {
+
+class Tape {
+public:
+    /// The calling thread's tape.
+    static Tape& current() {
+        thread_local Tape tape;
+        return tape;
+    }
+
+    Tape() = default;
+    Tape(const Tape&) = delete;
+    Tape& operator=(const Tape&) = delete;
+    ~Tape() { destroy_nodes(); }
+
+    /// Identifies the current graph; tensors made by ops remember it.
+    std::uint64_t generation() const { return generation_; }
+
+    /// False inside a NoGradGuard: ops then record nothing and outputs never require grad.
+    bool grad_enabled() const { return grad_enabled_; }
+    void set_grad_enabled(bool enabled) { grad_enabled_ = enabled; }
+
+    /// Frees the previous graph (its nodes, activations and activation gradients) and starts a
+    /// new one. Memory is kept for reuse, so steady-state training does not allocate.
+    void begin_graph() {
+        destroy_nodes();
+        activations_.reset();
+        gradients_.reset();
+        nodes_memory_.reset();
+        grad_slots_.clear();
+        consumed_ = false;
+        ++generation_;
+    }
+
+    /// Uninitialised memory for an op's output, valid until the next begin_graph().
+    void* allocate(std::size_t bytes) { return activations_.allocate(bytes); }
+
+    /// Registers a gradient of `bytes` for an op output; the memory is only allocated (zeroed)
+    /// when backward first touches it, so inference never pays for gradients.
+    std::int32_t add_grad_slot(std::size_t bytes) {
+        grad_slots_.push_back(GradSlot{nullptr, bytes});
+        return static_cast<std::int32_t>(grad_slots_.size() - 1);
+    }
+    void* slot_gradient(std::int32_t slot) {
+        GradSlot& s = grad_slots_.at(static_cast<std::size_t>(slot));
+        if (s.memory == nullptr) s.memory = gradients_.allocate_zeroed(s.bytes);
+        return s.memory;
+    }
+
+    /// Records one node: `backward_fn()` will be called once, in reverse order, by backward().
+    template <class Fn>
+    void record(Fn&& backward_fn) {
+        using Closure = std::decay_t<Fn>;
+        void* where = nodes_memory_.allocate(sizeof(Closure));
+        auto* closure = new (where) Closure(std::forward<Fn>(backward_fn));
+        nodes_.push_back(Node{closure, [](void* c) { (*static_cast<Closure*>(c))(); },
+                              [](void* c) { static_cast<Closure*>(c)->~Closure(); }});
+    }
+
+    /// Runs every recorded node in reverse, then marks the graph consumed: a second backward()
+    /// on it is an error (its nodes are gone), but its tensors stay readable until begin_graph().
+    void backward() {
+        if (consumed_) {
+            throw std::logic_error(
+                "backward(): this graph was already consumed by an earlier backward(); "
+                "run the forward pass again");
+        }
+        for (std::size_t i = nodes_.size(); i-- > 0;) nodes_[i].run(nodes_[i].closure);
+        destroy_nodes();
+        consumed_ = true;
+    }
+
+    bool consumed() const { return consumed_; }
+    std::size_t num_nodes() const { return nodes_.size(); }
+    /// Bytes of activations and activation gradients held at the high-water mark.
+    std::size_t peak_bytes() const { return activations_.peak_bytes() + gradients_.peak_bytes(); }
+
+private:
+    struct Node {
+        void* closure;
+        void (*run)(void*);
+        void (*destroy)(void*);
+    };
+    struct GradSlot {
+        void* memory;
+        std::size_t bytes;
+    };
+
+    void destroy_nodes() {
+        for (auto& node : nodes_) node.destroy(node.closure);
+        nodes_.clear();
+    }
+
+    detail::Arena activations_;
+    detail::Arena gradients_;
+    detail::Arena nodes_memory_;
+    std::vector<Node> nodes_;
+    std::vector<GradSlot> grad_slots_;
+    std::uint64_t generation_ = 1;  // 0 means "not made by an op" in Tensor
+    bool grad_enabled_ = true;
+    bool consumed_ = false;
+};
+
+/// RAII scope in which ops record nothing (inference, evaluation).
+class NoGradGuard {
+public:
+    NoGradGuard() : previous_(Tape::current().grad_enabled()) { Tape::current().set_grad_enabled(false); }
+    ~NoGradGuard() { Tape::current().set_grad_enabled(previous_); }
+    NoGradGuard(const NoGradGuard&) = delete;
+    NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+private:
+    bool previous_;
+};
+
+}  // namespace nanogpt
