@@ -1,0 +1,32 @@
+// cpu_features.hpp — which SIMD instruction sets this CPU (and its OS) can run, asked once.
+//
+// The library is built without -march flags, so the fast kernels in gemm.hpp are compiled with
+// per-function target attributes and chosen at run time from what is detected here.
+// __builtin_cpu_supports (g++ and clang) also checks that the OS saves the wide registers.
+// Read next: gemm.hpp, the only user.
+#pragma once
+
+namespace nanogpt::detail {
+
+struct CpuFeatures {
+    bool avx2_fma = false;  // 256-bit AVX2 with fused multiply-add (Haswell, Zen 1 and later)
+    bool avx512 = false;    // AVX-512 F + VL with FMA (Skylake-X, Ice Lake, Zen 4 and later)
+};
+
+inline CpuFeatures detect_cpu_features() {
+    CpuFeatures f;
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();  // needed when called before the runtime's own constructors ran
+    f.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    f.avx512 = f.avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+#endif
+    return f;
+}
+
+/// Detected once (thread-safe static initialisation), then free to ask.
+inline const CpuFeatures& cpu_features() {
+    static const CpuFeatures features = detect_cpu_features();
+    return features;
+}
+
+}  // namespace nanogpt::detail
