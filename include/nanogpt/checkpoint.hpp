@@ -25,6 +25,7 @@
 #include <limits>      // std::numeric_limits
 #include <stdexcept>   // std::runtime_error
 #include <string>      // std::string
+#include <type_traits> // std::type_identity_t (so nullptr can be passed as the optimizer)
 #include <utility>     // std::move
 #include <vector>      // std::vector
 
@@ -177,7 +178,7 @@ inline void write_file_atomically(const std::string& path, const std::vector<uns
 
 /// Saves the model (and optimizer state when given, and the tokenizer's symbols) to path.
 template <class T>
-void save_checkpoint(const std::string& path, GPT<T>& model, const AdamW<T>* optimizer,
+void save_checkpoint(const std::string& path, GPT<T>& model, const std::type_identity_t<AdamW<T>>* optimizer,
                      const std::vector<std::string>& vocabulary, const TrainingState& training = {}) {
     detail::ByteWriter w;
     w.put_array(kCheckpointMagic, 8);

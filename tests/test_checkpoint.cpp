@@ -1,0 +1,208 @@
+// Tests for checkpoint.hpp: an exact round trip of weights, optimizer state and training state,
+// resuming, and rejection of truncated, corrupt, mismatched or foreign files.
+#include <catch2/catch.hpp>
+
+#include <cstdio>      // std::remove
+#include <cstring>     // std::memcpy
+#include <filesystem>  // std::filesystem::temp_directory_path, exists
+#include <fstream>     // std::ifstream, std::ofstream
+#include <iterator>    // std::istreambuf_iterator
+#include <string>      // std::string
+#include <vector>      // std::vector
+
+#include <nanogpt/checkpoint.hpp>
+#include <nanogpt/data.hpp>
+#include <nanogpt/tokenizer.hpp>
+
+using namespace nanogpt;
+
+namespace {
+
+std::string temp_path(const std::string& name) {
+    return (std::filesystem::temp_directory_path() / ("nanogpt_test_" + name)).string();
+}
+
+std::vector<char> read_bytes(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_bytes(const std::string& path, const std::vector<char>& bytes) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// A tiny model trained for a few steps, so weights and AdamW moments are non-trivial.
+struct Trained {
+    GPTConfig config;
+    GPT<float> model;
+    AdamW<float> optimizer;
+    CharTokenizer tokenizer;
+    Random data_rng;
+
+    Trained()
+        : config(make_config()),
+          model(config, 7),
+          optimizer(model.parameters(), AdamWConfig{}),
+          tokenizer(CharTokenizer::from_text("abcdefghijklmnopqrstuvwxyz ,.!?ABCDEF")),
+          data_rng(3) {}
+
+    static GPTConfig make_config() {
+        GPTConfig c = GPTConfig::tiny();
+        c.vocab_size = 37;
+        return c;
+    }
+
+    float step(const std::vector<std::int32_t>& data) {
+        Batch b = get_batch(data, 2, config.block_size, data_rng);
+        auto out = model.forward(b.x, b.y);
+        const float loss = out.loss.item();
+        model.zero_grad();
+        out.loss.backward();
+        clip_grad_norm(model.parameters(), 1.0);
+        optimizer.step(1e-2);
+        return loss;
+    }
+};
+
+std::vector<std::int32_t> some_tokens() {
+    std::vector<std::int32_t> data(200);
+    Random rng(11);
+    for (auto& t : data) t = static_cast<std::int32_t>(rng.uniform_int(37));
+    return data;
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: round trip is exact") {
+    Trained run;
+    const auto data = some_tokens();
+    for (int i = 0; i < 3; ++i) run.step(data);
+    TrainingState state{3, 2.5, run.data_rng.state()};
+    const std::string path = temp_path("roundtrip.bin");
+    save_checkpoint(path, run.model, &run.optimizer, run.tokenizer.symbols(), state);
+    REQUIRE_FALSE(std::filesystem::exists(path + ".tmp"));  // renamed into place
+
+    const Checkpoint<float> ck = load_checkpoint<float>(path);
+    CHECK(ck.config == run.config);
+    CHECK(ck.vocabulary == run.tokenizer.symbols());
+    CHECK(ck.training.iter == 3);
+    CHECK(ck.training.best_val_loss == 2.5);
+    CHECK(ck.has_optimizer);
+    CHECK(ck.adamw_steps == 3);
+    const auto& p = run.model.parameters();
+    REQUIRE(ck.weights.size() == static_cast<std::size_t>(p.size()));
+    CHECK(std::equal(ck.weights.begin(), ck.weights.end(), p.data()));  // bit-exact
+    CHECK(ck.adamw_m == run.optimizer.m());
+    CHECK(ck.adamw_v == run.optimizer.v());
+
+    GPT<float> restored = ck.make_model();
+    CHECK(std::equal(ck.weights.begin(), ck.weights.end(), restored.parameters().data()));
+    std::remove(path.c_str());
+}
+
+TEST_CASE("checkpoint: resuming continues the run exactly") {
+    const auto data = some_tokens();
+    Trained straight;
+    std::vector<float> losses;
+    for (int i = 0; i < 6; ++i) losses.push_back(straight.step(data));
+
+    Trained first;
+    for (int i = 0; i < 3; ++i) first.step(data);
+    const std::string path = temp_path("resume.bin");
+    save_checkpoint(path, first.model, &first.optimizer, first.tokenizer.symbols(),
+                    TrainingState{3, 0.0, first.data_rng.state()});
+
+    Trained resumed;  // fresh objects, then everything restored from the file
+    const Checkpoint<float> ck = load_checkpoint<float>(path);
+    ck.restore(resumed.model, &resumed.optimizer);
+    resumed.data_rng.set_state(ck.training.data_rng);
+    for (int i = 3; i < 6; ++i) CHECK(resumed.step(data) == losses[static_cast<std::size_t>(i)]);
+    const auto& a = straight.model.parameters();
+    CHECK(std::equal(a.data(), a.data() + a.size(), resumed.model.parameters().data()));
+    std::remove(path.c_str());
+}
+
+TEST_CASE("checkpoint: bad files are rejected with a clear error") {
+    Trained run;
+    const std::string path = temp_path("bad_source.bin");
+    save_checkpoint(path, run.model, &run.optimizer, run.tokenizer.symbols());
+    const std::vector<char> good = read_bytes(path);
+    const std::string bad = temp_path("bad.bin");
+
+    SECTION("missing file") {
+        CHECK_THROWS_WITH(load_checkpoint<float>(temp_path("does_not_exist.bin")),
+                          Catch::Contains("cannot open"));
+    }
+    SECTION("truncated") {
+        write_bytes(bad, std::vector<char>(good.begin(), good.begin() + static_cast<long>(good.size() / 2)));
+        CHECK_THROWS_WITH(load_checkpoint<float>(bad), Catch::Contains("truncated"));
+    }
+    SECTION("too short to be a checkpoint") {
+        write_bytes(bad, std::vector<char>(good.begin(), good.begin() + 10));
+        CHECK_THROWS_WITH(load_checkpoint<float>(bad), Catch::Contains("not a nanogpt checkpoint"));
+    }
+    SECTION("a flipped byte in the weights") {
+        std::vector<char> corrupt = good;
+        corrupt[corrupt.size() / 2] ^= 0x40;
+        write_bytes(bad, corrupt);
+        CHECK_THROWS_WITH(load_checkpoint<float>(bad), Catch::Contains("checksum mismatch"));
+    }
+    SECTION("another file format") {
+        std::vector<char> other = good;
+        other[0] = 'X';
+        write_bytes(bad, other);
+        CHECK_THROWS_WITH(load_checkpoint<float>(bad), Catch::Contains("bad magic"));
+    }
+    SECTION("a newer format version") {
+        std::vector<char> newer = good;
+        newer[8] = 99;
+        write_bytes(bad, newer);
+        CHECK_THROWS_WITH(load_checkpoint<float>(bad), Catch::Contains("format version 99"));
+    }
+    SECTION("a float checkpoint loaded as double") {
+        CHECK_THROWS_WITH(load_checkpoint<double>(path), Catch::Contains("4-byte elements, expected 8"));
+    }
+    SECTION("restoring into a model of another shape") {
+        GPTConfig other = run.config;
+        other.n_layer = 1;
+        GPT<float> small(other);
+        CHECK_THROWS_WITH(load_checkpoint<float>(path).restore(small, nullptr),
+                          Catch::Contains("configuration does not match"));
+    }
+    SECTION("an invalid configuration inside a well-formed file") {
+        GPTConfig broken = run.config;
+        GPT<float> model(broken);
+        save_checkpoint(bad, model, nullptr, {});
+        std::vector<char> bytes = read_bytes(bad);
+        // n_head is the 4th i64 of the config, which starts after 24 header bytes.
+        const std::int64_t three = 3;
+        std::memcpy(bytes.data() + 24 + 3 * 8, &three, sizeof three);
+        // Re-seal the hash so only the configuration check can catch it.
+        const std::uint64_t hash =
+            detail::fnv1a(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size() - 8);
+        std::memcpy(bytes.data() + bytes.size() - 8, &hash, sizeof hash);
+        write_bytes(bad, bytes);
+        CHECK_THROWS_WITH(load_checkpoint<float>(bad), Catch::Contains("not divisible by n_head = 3"));
+    }
+    std::remove(bad.c_str());
+    std::remove(path.c_str());
+}
+
+TEST_CASE("checkpoint: saving over an existing file replaces it atomically") {
+    Trained run;
+    const std::string path = temp_path("replace.bin");
+    save_checkpoint(path, run.model, nullptr, run.tokenizer.symbols());
+    const auto before = read_bytes(path);
+    run.step(some_tokens());
+    save_checkpoint(path, run.model, &run.optimizer, run.tokenizer.symbols());
+    const auto after = read_bytes(path);
+    CHECK(before != after);
+    CHECK(load_checkpoint<float>(path).has_optimizer);
+    SECTION("an unwritable location fails loudly and leaves the old file alone") {
+        CHECK_THROWS_WITH(save_checkpoint("/nonexistent-dir/ckpt.bin", run.model, nullptr, {}),
+                          Catch::Contains("cannot open"));
+        CHECK(read_bytes(path) == after);
+    }
+    std::remove(path.c_str());
+}
