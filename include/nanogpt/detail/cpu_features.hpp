@@ -18,7 +18,8 @@ inline CpuFeatures detect_cpu_features() {
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();  // needed when called before the runtime's own constructors ran
     f.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    f.avx512 = f.avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    f.avx512 =
+        f.avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
 #endif
     return f;
 }

@@ -1,0 +1,150 @@
+// bench_gemm — GFLOP/s of nanogpt::kernels::sgemm on GPT-2-small Linear shapes, in the forms
+// training uses (NT forward, NN input gradient, TN weight gradient), beside OpenBLAS's
+// cblas_sgemm when built with NANOGPT_HAVE_CBLAS. Validates against gemm_reference first.
+//
+// usage: bench_gemm [--runs N] [--kernel avx512|avx2|portable] [--threads T]
+// Prints medians over N timed runs after two warm-up runs.
+#include <algorithm>  // std::sort, std::max
+#include <chrono>     // std::chrono::steady_clock
+#include <cmath>      // std::fabs
+#include <cstdint>    // std::int64_t
+#include <cstdio>     // std::printf
+#include <cstring>    // std::strcmp
+#include <cstdlib>    // std::atoi
+#include <random>     // std::mt19937
+#include <vector>     // std::vector
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef NANOGPT_HAVE_CBLAS
+#include <cblas.h>
+#endif
+
+#include "nanogpt/detail/cpu_features.hpp"
+#include "nanogpt/detail/gemm.hpp"
+
+namespace {
+
+struct Form {
+    const char* name;
+    bool trans_a, trans_b;
+};
+
+using GemmFn = void (*)(bool, bool, std::int64_t, std::int64_t, std::int64_t, const float*,
+                        std::int64_t, const float*, std::int64_t, float*, std::int64_t, bool);
+
+#ifdef NANOGPT_HAVE_CBLAS
+void openblas_gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* A,
+                   std::int64_t lda, const float* B, std::int64_t ldb, float* C, std::int64_t ldc,
+                   bool accumulate) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                int(M), int(N), int(K), 1.0f, A, int(lda), B, int(ldb), accumulate ? 1.0f : 0.0f, C,
+                int(ldc));
+}
+#endif
+
+std::vector<float> random_vector(std::size_t n, std::mt19937& rng) {
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    std::vector<float> v(n);
+    for (float& x : v) x = dist(rng);
+    return v;
+}
+
+// Median GFLOP/s of `runs` timed calls of C = op(A) op(B) after two warm-up calls.
+double median_gflops(GemmFn fn, const Form& f, std::int64_t M, std::int64_t N, std::int64_t K,
+                     int runs) {
+    std::mt19937 rng(7);
+    const std::vector<float> A = random_vector(std::size_t(M * K), rng);
+    const std::vector<float> B = random_vector(std::size_t(K * N), rng);
+    std::vector<float> C(std::size_t(M * N));
+    const std::int64_t lda = f.trans_a ? M : K, ldb = f.trans_b ? K : N;
+    std::vector<double> seconds;
+    for (int r = 0; r < runs + 2; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        fn(f.trans_a, f.trans_b, M, N, K, A.data(), lda, B.data(), ldb, C.data(), N, false);
+        const auto t1 = std::chrono::steady_clock::now();
+        if (r >= 2) seconds.push_back(std::chrono::duration<double>(t1 - t0).count());
+    }
+    std::sort(seconds.begin(), seconds.end());
+    return 2.0 * double(M) * double(N) * double(K) / seconds[seconds.size() / 2] * 1e-9;
+}
+
+// Worst relative error of sgemm against the double reference over all four forms, accumulating.
+double validate() {
+    const std::int64_t M = 67, N = 91, K = 300;
+    std::mt19937 rng(3);
+    const std::vector<float> A = random_vector(std::size_t(M * K), rng);
+    const std::vector<float> B = random_vector(std::size_t(K * N), rng);
+    const std::vector<float> C0 = random_vector(std::size_t(M * N), rng);
+    const std::vector<double> Ad(A.begin(), A.end()), Bd(B.begin(), B.end());
+    double worst = 0.0;
+    for (int form = 0; form < 4; ++form) {
+        const bool ta = form / 2 == 1, tb = form % 2 == 1;
+        const std::int64_t lda = ta ? M : K, ldb = tb ? K : N;
+        std::vector<float> C = C0;
+        std::vector<double> ref(C0.begin(), C0.end());
+        nanogpt::kernels::sgemm(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, C.data(), N, true);
+        nanogpt::kernels::gemm_reference<double>(ta, tb, M, N, K, Ad.data(), lda, Bd.data(), ldb,
+                                                 ref.data(), N, true);
+        for (std::size_t i = 0; i < C.size(); ++i)
+            worst = std::max(worst, std::fabs(C[i] - ref[i]) / (std::fabs(ref[i]) + 1.0));
+    }
+    return worst;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    int runs = 7;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (std::strcmp(argv[i], "--runs") == 0)
+            runs = std::max(1, std::atoi(argv[i + 1]));
+        else if (std::strcmp(argv[i], "--kernel") == 0) {
+            if (!nanogpt::kernels::sgemm_force_kernel(argv[i + 1])) {
+                std::printf("kernel %s is unknown or unsupported on this CPU\n", argv[i + 1]);
+                return 1;
+            }
+        }
+#ifdef _OPENMP
+        else if (std::strcmp(argv[i], "--threads") == 0)
+            omp_set_num_threads(std::atoi(argv[i + 1]));
+#endif
+    }
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    std::printf("sgemm kernel: %s, threads: %d, runs: %d (median)\n",
+                nanogpt::kernels::sgemm_kernel_name(), threads, runs);
+    const double err = validate();
+    std::printf("validation vs double reference: max rel error %.2e %s\n", err,
+                err < 1e-4 ? "ok" : "FAILED");
+    if (err >= 1e-4) return 1;
+
+    const Form forms[] = {{"NN", false, false}, {"NT", false, true}, {"TN", true, false}};
+    // (M, K, N): GPT-2 small with B*T = 2048 tokens: c_attn, c_fc, c_proj of the MLP.
+    const std::int64_t shapes[][3] = {{2048, 768, 2304}, {2048, 768, 3072}, {2048, 3072, 768}};
+#ifdef NANOGPT_HAVE_CBLAS
+    std::printf("%-20s %-4s %12s %12s %8s\n", "M x K x N", "form", "ours GF/s", "openblas",
+                "ratio");
+#else
+    std::printf("%-20s %-4s %12s\n", "M x K x N", "form", "ours GF/s");
+#endif
+    for (const auto& s : shapes) {
+        for (const Form& f : forms) {
+            char label[64];
+            std::snprintf(label, sizeof label, "%lldx%lldx%lld", (long long)s[0], (long long)s[1],
+                          (long long)s[2]);
+            const double ours = median_gflops(nanogpt::kernels::sgemm, f, s[0], s[2], s[1], runs);
+#ifdef NANOGPT_HAVE_CBLAS
+            const double theirs = median_gflops(openblas_gemm, f, s[0], s[2], s[1], runs);
+            std::printf("%-20s %-4s %12.1f %12.1f %8.3f\n", label, f.name, ours, theirs,
+                        ours / theirs);
+#else
+            std::printf("%-20s %-4s %12.1f\n", label, f.name, ours);
+#endif
+        }
+    }
+    return 0;
+}
