@@ -14,6 +14,7 @@
 #include <vector>      // std::vector
 
 #include <nanogpt/config.hpp>
+#include <nanogpt/kv_cache.hpp>
 #include <nanogpt/layers.hpp>
 #include <nanogpt/ops/loss.hpp>
 #include <nanogpt/parameters.hpp>
@@ -62,10 +63,13 @@ public:
     }
 
     /// Appends max_new_tokens sampled tokens to `tokens` (cropping the context to block_size),
-    /// calling on_token for each new one as it is produced; returns the whole sequence.
+    /// calling on_token for each new one as it is produced; returns the whole sequence. With the
+    /// KV cache (the default) each step processes only the new token; without it, each step runs
+    /// the full forward over the context, as nanoGPT's generate does.
     std::vector<std::int32_t> generate(std::vector<std::int32_t> tokens, std::int64_t max_new_tokens,
                                        const SamplingOptions& options, Random& rng,
-                                       const std::function<void(std::int32_t)>& on_token = {}) {
+                                       const std::function<void(std::int32_t)>& on_token = {},
+                                       bool use_kv_cache = true) {
         options.validate();
         if (tokens.empty()) throw std::invalid_argument("GPT::generate: the prompt needs at least one token");
         if (max_new_tokens < 0) throw std::invalid_argument("GPT::generate: max_new_tokens must be >= 0");
@@ -73,18 +77,22 @@ public:
         NoGradGuard no_grad;
         const bool was_training = training();
         eval();
+        std::vector<T> logits(static_cast<std::size_t>(config_.vocab_size));
         std::vector<std::int32_t> scratch;
+        KVCache<T> cache(config_);
+        cache.reset(-1);  // nothing cached yet
         for (std::int64_t i = 0; i < max_new_tokens; ++i) {
-            const auto len = std::min<std::int64_t>(static_cast<std::int64_t>(tokens.size()), config_.block_size);
-            Tensor<std::int32_t> idx(Shape{1, len});
-            std::copy(tokens.end() - len, tokens.end(), idx.data());
-            Tensor<T> x = hidden_states(idx);  // (1, len, C)
-            // Only the last position predicts the next token: project just that row.
-            const Tensor<T> last = Tensor<T>::view(Shape{1, config_.n_embd}, x.data() + (len - 1) * config_.n_embd,
-                                                   nullptr);  // (1, C)
-            const Tensor<T> logits = linear(last, wte_.weight);  // (1, V)
-            for (std::int64_t v = 0; v < config_.vocab_size; ++v) {
-                if (!std::isfinite(static_cast<double>(logits.data()[v]))) {
+            const auto size = static_cast<std::int64_t>(tokens.size());
+            const std::int64_t start = std::max<std::int64_t>(0, size - config_.block_size);  // crop
+            if (use_kv_cache) {
+                if (cache.start() != start) cache.reset(start);  // the window slid: rebuild
+                const std::int64_t first = start + cache.length();
+                cache.forward(tokens.data() + first, size - first, wte_, wpe_, blocks_, ln_f_, logits.data());
+            } else {
+                last_logits_uncached(tokens.data() + start, size - start, logits.data());
+            }
+            for (T v : logits) {
+                if (!std::isfinite(static_cast<double>(v))) {
                     throw std::runtime_error("GPT::generate: the model produced a non-finite logit");
                 }
             }
@@ -115,6 +123,15 @@ public:
     }
 
 private:
+    /// nanoGPT-style step: a forward over the whole context, then the head on the last row only.
+    void last_logits_uncached(const std::int32_t* context, std::int64_t len, T* logits) {
+        Tensor<std::int32_t> idx(Shape{1, len});
+        std::copy(context, context + len, idx.data());
+        Tensor<T> x = hidden_states(idx);  // (1, len, C)
+        kernels::linear_forward(logits, x.data() + (len - 1) * config_.n_embd, wte_.weight.data(),
+                                static_cast<const T*>(nullptr), 1, config_.n_embd, config_.vocab_size);
+    }
+
     // Members are built in declaration order, which is GPT-2's parameter order: wte, wpe, h.0 ... ln_f.
     std::vector<Block<T>> make_blocks() {
         const LayerShape s{config_.n_layer, config_.n_head, config_.n_embd, config_.dropout, config_.bias};

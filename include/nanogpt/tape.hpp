@@ -9,7 +9,9 @@
 // of reading reused memory. Builds on detail/arena.hpp; read next: tensor.hpp.
 #pragma once
 
+#include <chrono>       // std::chrono::steady_clock (op profiling)
 #include <cstddef>      // std::size_t
+#include <cstring>      // std::strcmp
 #include <cstdint>      // std::uint64_t, std::int32_t
 #include <new>          // placement new
 #include <stdexcept>    // std::logic_error
@@ -20,6 +22,12 @@
 #include <nanogpt/detail/arena.hpp>
 
 namespace nanogpt {
+
+namespace detail {
+inline double seconds_now() {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace detail
 
 class Tape {
 public:
@@ -51,6 +59,7 @@ public:
         grad_slots_.clear();
         consumed_ = false;
         ++generation_;
+        if (profiling_) mark_ = detail::seconds_now();
     }
 
     /// Uninitialised memory for an op's output, valid until the next begin_graph().
@@ -68,14 +77,21 @@ public:
         return s.memory;
     }
 
-    /// Records one node: `backward_fn()` will be called once, in reverse order, by backward().
+    /// Records one node for the op `name` (a string literal): `backward_fn()` will be called
+    /// once, in reverse order, by backward().
     template <class Fn>
-    void record(Fn&& backward_fn) {
+    void record(const char* name, Fn&& backward_fn) {
         using Closure = std::decay_t<Fn>;
         void* where = nodes_memory_.allocate(sizeof(Closure));
         auto* closure = new (where) Closure(std::forward<Fn>(backward_fn));
         nodes_.push_back(Node{closure, [](void* c) { (*static_cast<Closure*>(c))(); },
-                              [](void* c) { static_cast<Closure*>(c)->~Closure(); }});
+                              [](void* c) { static_cast<Closure*>(c)->~Closure(); }, name});
+        if (profiling_) {  // the op's forward ran since the previous mark
+            const double now = detail::seconds_now();
+            stats_for(name).forward_seconds += now - mark_;
+            stats_for(name).calls += 1;
+            mark_ = now;
+        }
     }
 
     /// Runs every recorded node in reverse, then marks the graph consumed: a second backward()
@@ -86,12 +102,30 @@ public:
                 "backward(): this graph was already consumed by an earlier backward(); "
                 "run the forward pass again");
         }
-        for (std::size_t i = nodes_.size(); i-- > 0;) nodes_[i].run(nodes_[i].closure);
+        for (std::size_t i = nodes_.size(); i-- > 0;) {
+            const double start = profiling_ ? detail::seconds_now() : 0.0;
+            nodes_[i].run(nodes_[i].closure);
+            if (profiling_) stats_for(nodes_[i].name).backward_seconds += detail::seconds_now() - start;
+        }
         destroy_nodes();
         consumed_ = true;
     }
 
     bool consumed() const { return consumed_; }
+
+    /// Per-op timing (forward: time from the previous op's record to this one's; backward: the
+    /// node's run), for finding the next bottleneck. Off by default; costs nothing when off.
+    struct OpProfile {
+        const char* name;
+        double forward_seconds = 0.0, backward_seconds = 0.0;
+        std::int64_t calls = 0;
+    };
+    void set_profiling(bool on) {
+        profiling_ = on;
+        mark_ = detail::seconds_now();
+    }
+    const std::vector<OpProfile>& profile() const { return profile_; }
+    void clear_profile() { profile_.clear(); }
     std::size_t num_nodes() const { return nodes_.size(); }
     /// Bytes of activations and activation gradients held at the high-water mark.
     std::size_t peak_bytes() const { return activations_.peak_bytes() + gradients_.peak_bytes(); }
@@ -101,7 +135,15 @@ private:
         void* closure;
         void (*run)(void*);
         void (*destroy)(void*);
+        const char* name;
     };
+
+    OpProfile& stats_for(const char* name) {
+        for (auto& p : profile_)
+            if (p.name == name || std::strcmp(p.name, name) == 0) return p;
+        profile_.push_back(OpProfile{name});
+        return profile_.back();
+    }
     struct GradSlot {
         void* memory;
         std::size_t bytes;
@@ -120,6 +162,9 @@ private:
     std::uint64_t generation_ = 1;  // 0 means "not made by an op" in Tensor
     bool grad_enabled_ = true;
     bool consumed_ = false;
+    bool profiling_ = false;
+    double mark_ = 0.0;
+    std::vector<OpProfile> profile_;
 };
 
 /// RAII scope in which ops record nothing (inference, evaluation).

@@ -68,7 +68,7 @@ Tensor<T> softmax(const Tensor<T>& x, bool causal = false) {
     Tensor<T> out = Tensor<T>::graph_output(x.shape(), detail::any_requires_grad(x));
     kernels::softmax_forward(out.data(), x.data(), rows, C, causal);
     if (out.requires_grad()) {
-        Tape::current().record(
+        Tape::current().record("softmax", 
             [out, x, rows, C] { kernels::softmax_backward(x.grad(), out.data(), out.grad(), rows, C); });
     }
     return out;
@@ -289,7 +289,7 @@ Tensor<T> causal_self_attention(const Tensor<T>& qkv, std::int64_t n_head, doubl
     Tensor<T> dropped = Tensor<T>::graph_output(Shape{copies * B * n_head, T_, T_}, false);
     kernels::attention_forward(out.data(), att.data(), dropped.data(), qkv.data(), d);
     if (out.requires_grad()) {
-        Tape::current().record([out, qkv, att, d, copies] {
+        Tape::current().record("causal_self_attention", [out, qkv, att, d, copies] {
             Tensor<T> scratch = Tensor<T>::graph_output(Shape{(1 + copies) * d.B * d.NH, d.T, d.T}, false);
             kernels::attention_backward(qkv.grad(), scratch.data(), out.grad(), qkv.data(), att.data(), d);
         });

@@ -51,8 +51,15 @@ void add_column_sums(T* dcol, const T* d, std::int64_t rows, std::int64_t C) {
 namespace kernels {
 template <class T>
 void add_forward(T* out, const T* a, const T* b, std::int64_t rows, std::int64_t n_b) {
-    for_chunks(rows * n_b, [&](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t i = begin; i < end; ++i) out[i] = a[i] + b[i % n_b];
+    if (rows == 1) {  // same shapes (a residual connection): one flat loop
+        for_chunks(n_b, [&](std::int64_t begin, std::int64_t end) {
+            for (std::int64_t i = begin; i < end; ++i) out[i] = a[i] + b[i];
+        });
+        return;
+    }
+    // Broadcast b over rows; loop per row so the index into b needs no division.
+    detail::parallel_for(rows, [&](std::int64_t r) {
+        for (std::int64_t j = 0; j < n_b; ++j) out[r * n_b + j] = a[r * n_b + j] + b[j];
     });
 }
 // d/da = 1 and d/db = 1, so da += dout and db += dout summed over the broadcast rows.
@@ -81,7 +88,7 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
     Tensor<T> out = Tensor<T>::graph_output(a.shape(), detail::any_requires_grad(a, b));
     kernels::add_forward(out.data(), a.data(), b.data(), rows, n_b);
     if (out.requires_grad()) {
-        Tape::current().record([out, a, b, rows, n_b] {
+        Tape::current().record("add", [out, a, b, rows, n_b] {
             kernels::add_backward(a.grad(), b.grad(), out.grad(), rows, n_b);
         });
     }
@@ -119,7 +126,7 @@ Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
     Tensor<T> out = Tensor<T>::graph_output(a.shape(), detail::any_requires_grad(a, b));
     kernels::mul_forward(out.data(), a.data(), b.data(), a.numel());
     if (out.requires_grad()) {
-        Tape::current().record([out, a, b] {
+        Tape::current().record("mul", [out, a, b] {
             kernels::mul_backward(a.grad(), b.grad(), a.data(), b.data(), out.grad(), a.numel());
         });
     }
@@ -140,7 +147,7 @@ Tensor<T> scale(const Tensor<T>& a, T s) {
         for (std::int64_t i = begin; i < end; ++i) y[i] = s * x[i];
     });
     if (out.requires_grad()) {
-        Tape::current().record([out, a, s] {
+        Tape::current().record("scale", [out, a, s] {
             T* da = a.grad();
             const T* dout = out.grad();
             kernels::for_chunks(a.numel(), [&](std::int64_t begin, std::int64_t end) {
@@ -187,7 +194,7 @@ Tensor<T> gelu(const Tensor<T>& x) {
     Tensor<T> out = Tensor<T>::graph_output(x.shape(), detail::any_requires_grad(x));
     kernels::gelu_forward(out.data(), x.data(), x.numel());
     if (out.requires_grad()) {
-        Tape::current().record([out, x] { kernels::gelu_backward(x.grad(), x.data(), out.grad(), x.numel()); });
+        Tape::current().record("gelu", [out, x] { kernels::gelu_backward(x.grad(), x.data(), out.grad(), x.numel()); });
     }
     return out;
 }
@@ -230,7 +237,7 @@ Tensor<T> dropout(const Tensor<T>& x, double p, std::uint64_t seed) {
     Tensor<T> out = Tensor<T>::graph_output(x.shape(), detail::any_requires_grad(x));
     kernels::dropout_forward(out.data(), x.data(), x.numel(), p, seed);
     if (out.requires_grad()) {
-        Tape::current().record(
+        Tape::current().record("dropout", 
             [out, x, p, seed] { kernels::dropout_backward(x.grad(), out.grad(), x.numel(), p, seed); });
     }
     return out;
@@ -249,7 +256,7 @@ Tensor<T> sum(const Tensor<T>& x) {
     for (std::int64_t i = 0; i < x.numel(); ++i) total += static_cast<double>(v[i]);
     out.data()[0] = static_cast<T>(total);
     if (out.requires_grad()) {
-        Tape::current().record([out, x] {
+        Tape::current().record("sum", [out, x] {
             T* dx = x.grad();
             const T d = out.grad()[0];
             for (std::int64_t i = 0; i < x.numel(); ++i) dx[i] += d;

@@ -100,7 +100,7 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool trans_a = false, b
     Tensor<T> out = Tensor<T>::graph_output(out_shape, detail::any_requires_grad(a, b));
     kernels::matmul_forward(out.data(), a.data(), b.data(), d);
     if (out.requires_grad()) {
-        Tape::current().record([out, a, b, d] {
+        Tape::current().record("matmul", [out, a, b, d] {
             kernels::matmul_backward(a.grad(), b.grad(), a.data(), b.data(), out.grad(), d);
         });
     }
@@ -143,7 +143,7 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                                                 (has_bias && detail::any_requires_grad(bias)));
     kernels::linear_forward(out.data(), x.data(), weight.data(), has_bias ? bias.data() : nullptr, N, C, OC);
     if (out.requires_grad()) {
-        Tape::current().record([out, x, weight, bias, has_bias, N, C, OC] {
+        Tape::current().record("linear", [out, x, weight, bias, has_bias, N, C, OC] {
             kernels::linear_backward(x.grad(), weight.grad(), has_bias ? bias.grad() : nullptr, x.data(),
                                      weight.data(), out.grad(), N, C, OC);
         });

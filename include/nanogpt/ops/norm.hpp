@@ -99,7 +99,7 @@ Tensor<T> layernorm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>
     kernels::layernorm_forward(out.data(), mean, rstd, x.data(), weight.data(), has_bias ? bias.data() : nullptr, N,
                                C);
     if (out.requires_grad()) {
-        Tape::current().record([out, x, weight, bias, has_bias, mean, rstd, N, C] {
+        Tape::current().record("layernorm", [out, x, weight, bias, has_bias, mean, rstd, N, C] {
             kernels::layernorm_backward(x.grad(), weight.grad(), has_bias ? bias.grad() : nullptr, out.grad(),
                                         x.data(), weight.data(), mean, rstd, N, C);
         });
