@@ -110,6 +110,11 @@ public:
     bool training() const { return dropout_->training; }
 
     const GPTConfig& config() const { return config_; }
+    /// The layers, read-only, in nanoGPT's order (model.transformer.wte, .wpe, .h, .ln_f).
+    const Embedding<T>& wte() const { return wte_; }
+    const Embedding<T>& wpe() const { return wpe_; }
+    const std::vector<Block<T>>& blocks() const { return blocks_; }
+    const LayerNorm<T>& ln_f() const { return ln_f_; }
     Parameters<T>& parameters() { return params_; }
     const Parameters<T>& parameters() const { return params_; }
     void zero_grad() { params_.zero_grad(); }
