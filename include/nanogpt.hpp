@@ -28,6 +28,7 @@
 #include <nanogpt/layers.hpp>          // Linear, Embedding, LayerNorm, CausalSelfAttention, MLP, Block
 #include <nanogpt/config.hpp>          // GPTConfig: validation and presets
 #include <nanogpt/sampling.hpp>        // temperature, top-k, top-p sampling of one logits row
+#include <nanogpt/kv_cache.hpp>        // KVCache: generation that reuses cached keys and values
 #include <nanogpt/model.hpp>           // GPT: forward, generate
 #include <nanogpt/optim.hpp>           // AdamW, clip_grad_norm, LRSchedule
 #include <nanogpt/tokenizer.hpp>       // CharTokenizer
