@@ -59,7 +59,10 @@ struct GPTConfig {
         if (!(dropout >= 0.0 && dropout < 1.0)) {
             throw std::invalid_argument("GPTConfig: dropout must be in [0, 1), got " + std::to_string(dropout));
         }
-        if (vocab_size > 2147483647) throw std::invalid_argument("GPTConfig: vocab_size does not fit token ids");
+        if (vocab_size > 2147483647) {
+            throw std::invalid_argument("GPTConfig: vocab_size = " + std::to_string(vocab_size) +
+                                        " does not fit 32-bit token ids");
+        }
     }
 
     /// Parameter count with lm_head tied to wte; the same formula sizes the parameter buffer.

@@ -50,15 +50,13 @@ public:
     /// Logits for every position of idx [B, T]; with targets [B, T] also the mean loss.
     /// Starts a new graph: tensors from the previous forward become invalid (see tape.hpp).
     Output forward(const Tensor<std::int32_t>& idx, const Tensor<std::int32_t>& targets = Tensor<std::int32_t>()) {
-        const Tensor<T> x = hidden_states(idx);                 // (B, T, C)
-        Output out{linear(x, wte_.weight), Tensor<T>()};        // (B, T, V): lm_head shares wte
-        if (targets.defined()) {
-            if (targets.shape() != idx.shape()) {
-                throw std::invalid_argument("GPT::forward: targets " + targets.shape().to_string() +
-                                            " do not match idx " + idx.shape().to_string());
-            }
-            out.loss = cross_entropy(out.logits, targets);  // (1)
+        if (targets.defined() && targets.shape() != idx.shape()) {  // before any work or freeing
+            throw std::invalid_argument("GPT::forward: targets " + targets.shape().to_string() +
+                                        " do not match idx " + idx.shape().to_string());
         }
+        const Tensor<T> x = hidden_states(idx);                       // (B, T, C)
+        Output out{linear(x, wte_.weight), Tensor<T>()};              // (B, T, V): lm_head shares wte
+        if (targets.defined()) out.loss = cross_entropy(out.logits, targets);  // (1)
         return out;
     }
 
@@ -75,8 +73,7 @@ public:
         if (max_new_tokens < 0) throw std::invalid_argument("GPT::generate: max_new_tokens must be >= 0");
         check_token_ids(tokens.data(), static_cast<std::int64_t>(tokens.size()), config_.vocab_size, "GPT::generate");
         NoGradGuard no_grad;
-        const bool was_training = training();
-        eval();
+        ModeGuard eval_mode(*this, false);  // restores train/eval on every exit, also on throw
         std::vector<T> logits(static_cast<std::size_t>(config_.vocab_size));
         std::vector<std::int32_t> scratch;
         KVCache<T> cache(config_);
@@ -100,7 +97,6 @@ public:
             tokens.push_back(next);
             if (on_token) on_token(next);
         }
-        if (was_training) train();
         return tokens;
     }
 
@@ -128,6 +124,16 @@ public:
     }
 
 private:
+    /// Sets training mode for a scope and restores the previous mode when it ends.
+    struct ModeGuard {
+        GPT& model;
+        bool previous;
+        ModeGuard(GPT& m, bool training) : model(m), previous(m.training()) { m.train(training); }
+        ~ModeGuard() { model.train(previous); }
+        ModeGuard(const ModeGuard&) = delete;
+        ModeGuard& operator=(const ModeGuard&) = delete;
+    };
+
     /// nanoGPT-style step: a forward over the whole context, then the head on the last row only.
     void last_logits_uncached(const std::int32_t* context, std::int64_t len, T* logits) {
         Tensor<std::int32_t> idx(Shape{1, len});
@@ -156,6 +162,8 @@ private:
             throw std::invalid_argument("GPT::forward: sequence length " + std::to_string(t) +
                                         " is outside [1, block_size = " + std::to_string(config_.block_size) + "]");
         }
+        // Validate before begin_graph, so a bad call leaves the caller's previous graph intact.
+        check_token_ids(idx.data(), idx.numel(), config_.vocab_size, "GPT::forward");
         Tape::current().begin_graph();
         const auto pos = Tensor<std::int32_t>::view(Shape{t}, positions_.data(), nullptr);  // (T)
         Tensor<T> x = drop_.forward(add(wte_.forward(idx), wpe_.forward(pos)));           // (B, T, C)

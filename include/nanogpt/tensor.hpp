@@ -64,6 +64,7 @@ public:
 
     /// Copy with dimension i (negative counts from the end) replaced.
     Shape with_dim(int i, std::int64_t size) const {
+        (void)(*this)[i];  // validates i
         Shape s = *this;
         s.dims_[i < 0 ? ndim_ + i : i] = size;
         return s;
@@ -102,7 +103,8 @@ public:
             throw std::invalid_argument("Tensor: requires_grad needs a floating-point element type");
         }
         auto n = static_cast<std::size_t>(shape.numel());
-        auto storage = std::make_shared<std::vector<T>>(requires_grad ? 2 * n : n, T{});
+        // At least one element, so a zero-size tensor still has a non-null data pointer.
+        auto storage = std::make_shared<std::vector<T>>(std::max<std::size_t>(requires_grad ? 2 * n : n, 1), T{});
         data_ = storage->data();
         if (requires_grad) grad_ = data_ + n;
         owner_ = std::move(storage);
@@ -157,7 +159,8 @@ public:
     const Shape& shape() const { return shape_; }
     int dim() const { return shape_.ndim(); }
     std::int64_t size(int i) const { return shape_[i]; }
-    std::int64_t numel() const { return shape_.numel(); }
+    /// Number of elements; 0 for an empty handle.
+    std::int64_t numel() const { return defined() ? shape_.numel() : 0; }
     bool requires_grad() const { return requires_grad_; }
 
     T* data() {
@@ -180,10 +183,14 @@ public:
 
     /// The single value of a one-element tensor.
     T item() const {
+        if (!defined()) throw std::invalid_argument("item(): the tensor is an empty handle");
         if (numel() != 1) throw std::invalid_argument("item(): tensor has shape " + shape_.to_string());
         return data()[0];
     }
-    std::vector<T> to_vector() const { return std::vector<T>(data(), data() + numel()); }
+    std::vector<T> to_vector() const {
+        if (!defined()) return {};
+        return std::vector<T>(data(), data() + numel());
+    }
     std::vector<T> grad_to_vector() const {
         const T* g = grad();
         return g ? std::vector<T>(g, g + numel()) : std::vector<T>{};
