@@ -31,6 +31,7 @@
 #include <nanogpt/kv_cache.hpp>        // KVCache: generation that reuses cached keys and values
 #include <nanogpt/model.hpp>           // GPT: forward, generate
 #include <nanogpt/optim.hpp>           // AdamW, clip_grad_norm, LRSchedule
-#include <nanogpt/tokenizer.hpp>       // CharTokenizer
+#include <nanogpt/tokenizer.hpp>       // CharTokenizer: characters <-> ids
+#include <nanogpt/bpe_tokenizer.hpp>   // GPT2Tokenizer: GPT-2's byte-level BPE (encoder.json + vocab.bpe)
 #include <nanogpt/data.hpp>            // text files, train/val split, random batches
 #include <nanogpt/checkpoint.hpp>      // save/load model + optimizer + tokenizer, atomically
