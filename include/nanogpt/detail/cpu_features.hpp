@@ -3,7 +3,7 @@
 // The library is built without -march flags, so the fast kernels in gemm.hpp are compiled with
 // per-function target attributes and chosen at run time from what is detected here.
 // __builtin_cpu_supports (g++ and clang) also checks that the OS saves the wide registers.
-// Read next: gemm.hpp, the only user.
+// Read next: gemm.hpp and parallel.hpp, its users.
 #pragma once
 
 namespace nanogpt::detail {
