@@ -17,6 +17,7 @@
 #include <nanogpt/detail/gemm.hpp>
 #include <nanogpt/detail/op_support.hpp>
 #include <nanogpt/detail/parallel.hpp>
+#include <nanogpt/detail/reduce.hpp>
 #include <nanogpt/ops/elementwise.hpp>
 #include <nanogpt/tensor.hpp>
 
@@ -50,8 +51,7 @@ void softmax_backward(T* dinp, const T* out, const T* dout, std::int64_t rows, s
     detail::parallel_for(rows, [&](std::int64_t r) {
         const T* y = out + r * C;
         const T* dy = dout + r * C;
-        T dot = 0;
-        for (std::int64_t j = 0; j < C; ++j) dot += y[j] * dy[j];
+        const T dot = detail::sum_of<T>(C, [&](std::int64_t j) { return y[j] * dy[j]; });
         for (std::int64_t j = 0; j < C; ++j) dinp[r * C + j] += y[j] * (dy[j] - dot);
     });
 }
@@ -209,12 +209,8 @@ void attention_forward(T* out, T* att, T* dropped, const T* qkv, const Attention
             T* row = p + t * T_;
             T maxv = row[0];
             for (std::int64_t t2 = 1; t2 <= t; ++t2) maxv = std::max(maxv, row[t2]);
-            T total = 0;
-            for (std::int64_t t2 = 0; t2 <= t; ++t2) {
-                row[t2] = detail::exp_fast((row[t2] - maxv) * scale);
-                total += row[t2];
-            }
-            const T inv = T(1) / total;
+            for (std::int64_t t2 = 0; t2 <= t; ++t2) row[t2] = detail::exp_fast((row[t2] - maxv) * scale);
+            const T inv = T(1) / detail::sum_of<T>(t + 1, [&](std::int64_t t2) { return row[t2]; });
             for (std::int64_t t2 = 0; t2 <= t; ++t2) row[t2] *= inv;
             for (std::int64_t t2 = t + 1; t2 < T_; ++t2) row[t2] = 0;
         }
@@ -257,8 +253,7 @@ void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const 
                     row[t2] = dropout_keep(d.seed, index, d.dropout) ? row[t2] * keep_scale : T(0);
                 }
             }
-            T dot = 0;
-            for (std::int64_t t2 = 0; t2 <= t; ++t2) dot += prow[t2] * row[t2];
+            const T dot = detail::sum_of<T>(t + 1, [&](std::int64_t t2) { return prow[t2] * row[t2]; });
             for (std::int64_t t2 = 0; t2 <= t; ++t2) row[t2] = prow[t2] * (row[t2] - dot) * scale;
             for (std::int64_t t2 = t + 1; t2 < T_; ++t2) row[t2] = 0;
         }

@@ -13,6 +13,7 @@
 #include <nanogpt/detail/fast_math.hpp>
 #include <nanogpt/detail/op_support.hpp>
 #include <nanogpt/detail/parallel.hpp>
+#include <nanogpt/detail/reduce.hpp>
 #include <nanogpt/tensor.hpp>
 
 namespace nanogpt {
@@ -30,8 +31,7 @@ void cross_entropy_forward(T* lse, T* row_loss, const T* logits, const std::int3
         const T* x = logits + n * V;
         T maxv = x[0];
         for (std::int64_t v = 1; v < V; ++v) maxv = std::max(maxv, x[v]);
-        T total = 0;
-        for (std::int64_t v = 0; v < V; ++v) total += detail::exp_fast(x[v] - maxv);
+        const T total = detail::sum_of<T>(V, [&](std::int64_t v) { return detail::exp_fast(x[v] - maxv); });
         lse[n] = maxv + std::log(total);
         row_loss[n] = targets[n] < 0 ? T(0) : lse[n] - x[targets[n]];
     });

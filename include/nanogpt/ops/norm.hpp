@@ -9,6 +9,7 @@
 
 #include <nanogpt/detail/op_support.hpp>
 #include <nanogpt/detail/parallel.hpp>
+#include <nanogpt/detail/reduce.hpp>
 #include <nanogpt/tensor.hpp>
 
 namespace nanogpt {
@@ -26,12 +27,10 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, 
                        std::int64_t C) {
     detail::parallel_for(N, [&](std::int64_t r) {
         const T* x = inp + r * C;
-        T m = 0;
-        for (std::int64_t c = 0; c < C; ++c) m += x[c];
-        m /= static_cast<T>(C);
-        T var = 0;  // two passes: the one-pass formula loses precision when |mean| >> std
-        for (std::int64_t c = 0; c < C; ++c) var += (x[c] - m) * (x[c] - m);
-        var /= static_cast<T>(C);
+        const T m = detail::sum_of<T>(C, [&](std::int64_t c) { return x[c]; }) / static_cast<T>(C);
+        // Two passes: the one-pass formula loses precision when |mean| >> std.
+        const T var = detail::sum_of<T>(C, [&](std::int64_t c) { return (x[c] - m) * (x[c] - m); }) /
+                      static_cast<T>(C);
         const T s = T(1) / std::sqrt(var + static_cast<T>(kLayerNormEps));
         T* o = out + r * C;
         for (std::int64_t c = 0; c < C; ++c) o[c] = (x[c] - m) * s * weight[c] + (bias ? bias[c] : T(0));
@@ -50,14 +49,12 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
         detail::parallel_for(N, [&](std::int64_t r) {
             const T* x = inp + r * C;
             const T* dy = dout + r * C;
-            T g_mean = 0, gx_mean = 0;
-            for (std::int64_t c = 0; c < C; ++c) {
-                const T g = dy[c] * weight[c];
-                g_mean += g;
-                gx_mean += g * (x[c] - mean[r]) * rstd[r];
-            }
-            g_mean /= static_cast<T>(C);
-            gx_mean /= static_cast<T>(C);
+            const T g_mean = detail::sum_of<T>(C, [&](std::int64_t c) { return dy[c] * weight[c]; }) /
+                             static_cast<T>(C);
+            const T gx_mean = detail::sum_of<T>(C, [&](std::int64_t c) {
+                                  return dy[c] * weight[c] * (x[c] - mean[r]) * rstd[r];
+                              }) /
+                              static_cast<T>(C);
             T* dx = dinp + r * C;
             for (std::int64_t c = 0; c < C; ++c) {
                 const T xhat = (x[c] - mean[r]) * rstd[r];

@@ -1,0 +1,28 @@
+// reduce.hpp — sums that vectorise and still give the same answer everywhere.
+//
+// A plain `s += f(i)` loop is a chain of dependent additions that the compiler may not reorder
+// (that would change the rounding), so it runs one element per add latency. sum_of keeps 16
+// independent partial sums (lane j takes elements j, j+16, ...), which the compiler maps onto
+// vector registers, and adds them up in a fixed order at the end: fast, and the result depends
+// only on n and the values — not on the instruction set or the thread count.
+#pragma once
+
+#include <cstdint>  // std::int64_t
+
+namespace nanogpt::detail {
+
+/// sum over i in [0, n) of term(i), in the fixed 16-lane order described above.
+template <class T, class Term>
+inline T sum_of(std::int64_t n, const Term& term) {
+    constexpr int kLanes = 16;
+    T lanes[kLanes] = {};
+    std::int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+        for (int j = 0; j < kLanes; ++j) lanes[j] += term(i + j);
+    T total = 0;
+    for (int j = 0; j < kLanes; ++j) total += lanes[j];
+    for (; i < n; ++i) total += term(i);
+    return total;
+}
+
+}  // namespace nanogpt::detail
