@@ -19,8 +19,7 @@
 #include <algorithm>   // std::copy
 #include <cstdint>     // fixed-width integers
 #include <cstring>     // std::memcpy
-#include <filesystem>  // std::filesystem::rename, remove
-#include <fstream>     // std::ifstream, std::ofstream
+#include <fstream>     // std::ifstream
 #include <iterator>    // std::istreambuf_iterator
 #include <limits>      // std::numeric_limits
 #include <stdexcept>   // std::runtime_error
@@ -30,6 +29,7 @@
 #include <vector>      // std::vector
 
 #include <nanogpt/config.hpp>
+#include <nanogpt/detail/atomic_file.hpp>
 #include <nanogpt/detail/random.hpp>
 #include <nanogpt/model.hpp>
 #include <nanogpt/optim.hpp>
@@ -154,26 +154,6 @@ private:
     std::string path_;
 };
 
-/// Writes bytes to path atomically: a temporary file, then a rename over the old one.
-inline void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes) {
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        if (!out) throw std::runtime_error("checkpoint: cannot open '" + tmp + "' for writing");
-        out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-        out.flush();
-        if (!out) {
-            out.close();
-            std::error_code ignored;
-            std::filesystem::remove(tmp, ignored);
-            throw std::runtime_error("checkpoint: writing '" + tmp + "' failed (disk full?)");
-        }
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) throw std::runtime_error("checkpoint: cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
-}
-
 }  // namespace detail
 
 /// Saves the model (and optimizer state when given, and the tokenizer's symbols) to path.
@@ -214,7 +194,7 @@ void save_checkpoint(const std::string& path, GPT<T>& model, const std::type_ide
     const std::uint64_t total = w.bytes().size() + sizeof(std::uint64_t);
     std::memcpy(w.bytes().data() + size_field, &total, sizeof(total));
     w.put(detail::fnv1a(w.bytes().data(), w.bytes().size()));
-    detail::write_file_atomically(path, w.bytes());
+    detail::write_file_atomically(path, {{w.bytes().data(), w.bytes().size()}}, "checkpoint");
 }
 
 /// Reads and validates a checkpoint written by save_checkpoint with the same element type.

@@ -16,8 +16,7 @@
 #include <algorithm>     // std::sort, std::find_if
 #include <cstdint>       // fixed-width integers
 #include <cstring>       // std::memcpy
-#include <filesystem>    // std::filesystem::rename, remove
-#include <fstream>       // std::ifstream, std::ofstream
+#include <fstream>       // std::ifstream
 #include <map>           // std::map
 #include <stdexcept>     // std::runtime_error, std::logic_error, std::invalid_argument
 #include <string>        // std::string, std::to_string
@@ -27,6 +26,7 @@
 #include <vector>        // std::vector
 
 #include <nanogpt/config.hpp>
+#include <nanogpt/detail/atomic_file.hpp>
 #include <nanogpt/model.hpp>
 
 namespace nanogpt {
@@ -382,24 +382,8 @@ public:
         unsigned char length[8];
         for (int b = 0; b < 8; ++b) length[b] = static_cast<unsigned char>(std::uint64_t(header.size()) >> (8 * b));
 
-        const std::string tmp = path + ".tmp";
-        {
-            std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-            if (!out) throw std::runtime_error("safetensors: cannot open '" + tmp + "' for writing");
-            out.write(reinterpret_cast<const char*>(length), 8);
-            out.write(header.data(), static_cast<std::streamsize>(header.size()));
-            out.write(reinterpret_cast<const char*>(data_.data()), static_cast<std::streamsize>(data_.size()));
-            out.flush();
-            if (!out) {
-                out.close();
-                std::error_code ignored;
-                std::filesystem::remove(tmp, ignored);
-                throw std::runtime_error("safetensors: writing '" + tmp + "' failed (disk full?)");
-            }
-        }
-        std::error_code ec;
-        std::filesystem::rename(tmp, path, ec);
-        if (ec) throw std::runtime_error("safetensors: cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
+        detail::write_file_atomically(
+            path, {{length, sizeof length}, {header.data(), header.size()}, {data_.data(), data_.size()}}, "safetensors");
     }
 
 private:
