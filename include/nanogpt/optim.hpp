@@ -114,16 +114,18 @@ private:
 template <class T>
 double clip_grad_norm(Parameters<T>& params, double max_norm) {
     const std::int64_t n = params.size(), chunk = 65536, chunks = (n + chunk - 1) / chunk;
-    std::vector<double> partial(static_cast<std::size_t>(chunks), 0.0);
+    thread_local std::vector<double> partial_sums;  // kept between calls: no allocation per step
+    partial_sums.assign(static_cast<std::size_t>(chunks), 0.0);
+    double* partial = partial_sums.data();  // the caller's buffer: worker threads have their own thread_locals
     T* g = params.grad();
     detail::parallel_for(chunks, [&](std::int64_t c) {
         double s = 0.0;
         const std::int64_t end = std::min(n, (c + 1) * chunk);
         for (std::int64_t i = c * chunk; i < end; ++i) s += static_cast<double>(g[i]) * static_cast<double>(g[i]);
-        partial[static_cast<std::size_t>(c)] = s;
+        partial[c] = s;
     });
     double total = 0.0;
-    for (double s : partial) total += s;
+    for (std::int64_t c = 0; c < chunks; ++c) total += partial[c];
     const double norm = std::sqrt(total);
     if (max_norm > 0.0 && std::isfinite(norm) && norm > max_norm) {
         const T factor = static_cast<T>(max_norm / (norm + 1e-6));

@@ -10,15 +10,17 @@
 
 namespace nanogpt::detail {
 
-/// Throws std::invalid_argument("<op>: <message>") when `ok` is false.
-inline void require(bool ok, const char* op, const std::string& message) {
-    if (!ok) throw std::invalid_argument(std::string(op) + ": " + message);
+/// Throws std::invalid_argument("<op>: " + message()) when `ok` is false. The message is built
+/// only on failure: ops validate on every call, and the training step must not allocate.
+template <class Message>
+void require(bool ok, const char* op, const Message& message) {
+    if (!ok) throw std::invalid_argument(std::string(op) + ": " + message());
 }
 
 /// Throws when the tensor is an empty handle.
 template <class T>
 void require_defined(const Tensor<T>& t, const char* op, const char* name) {
-    require(t.defined(), op, std::string(name) + " is an empty tensor");
+    require(t.defined(), op, [&] { return std::string(name) + " is an empty tensor"; });
 }
 
 /// True when an op output must record a backward node: grad mode is on and an input needs grad.

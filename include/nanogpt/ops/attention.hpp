@@ -62,14 +62,16 @@ void softmax_backward(T* dinp, const T* out, const T* dout, std::int64_t rows, s
 template <class T>
 Tensor<T> softmax(const Tensor<T>& x, bool causal = false) {
     detail::require_defined(x, "softmax", "x");
-    detail::require(!causal || (x.dim() >= 2 && x.size(-1) == x.size(-2)), "softmax",
-                    "causal softmax needs [..., T, T], got " + x.shape().to_string());
+    detail::require(!causal || (x.dim() >= 2 && x.size(-1) == x.size(-2)), "softmax", [&] {
+        return std::string("causal softmax needs [..., T, T], got " + x.shape().to_string());
+    });
     const std::int64_t C = x.size(-1), rows = x.shape().rows();
     Tensor<T> out = Tensor<T>::graph_output(x.shape(), detail::any_requires_grad(x));
     kernels::softmax_forward(out.data(), x.data(), rows, C, causal);
     if (out.requires_grad()) {
-        Tape::current().record("softmax", 
-            [out, x, rows, C] { kernels::softmax_backward(x.grad(), out.data(), out.grad(), rows, C); });
+        Tape::current().record("softmax", [out, x, rows, C] {
+            kernels::softmax_backward(x.grad(), out.data(), out.grad(), rows, C);
+        });
     }
     return out;
 }
@@ -120,7 +122,8 @@ void attention_forward_reference(T* out, T* att, const T* qkv, const AttentionDi
             for (std::int64_t t2 = 0; t2 <= t; ++t2) {
                 T w = p[t2];
                 if (d.dropout > 0.0)
-                    w = dropout_keep(d.seed, static_cast<std::uint64_t>((bh * T_ + t) * T_ + t2), d.dropout)
+                    w = dropout_keep(d.seed, static_cast<std::uint64_t>((bh * T_ + t) * T_ + t2),
+                                     d.dropout)
                             ? w * keep_scale
                             : T(0);
                 const T* v = base + t2 * C3 + 2 * C;
@@ -149,7 +152,8 @@ void attention_backward_reference(T* dqkv, T* scratch, const T* dout, const T* q
             for (std::int64_t t2 = 0; t2 <= t; ++t2) {
                 T drop = 1;
                 if (d.dropout > 0.0)
-                    drop = dropout_keep(d.seed, static_cast<std::uint64_t>((bh * T_ + t) * T_ + t2), d.dropout)
+                    drop = dropout_keep(d.seed, static_cast<std::uint64_t>((bh * T_ + t) * T_ + t2),
+                                        d.dropout)
                                ? keep_scale
                                : T(0);
                 const T* v = base + t2 * C3 + 2 * C;
@@ -209,7 +213,8 @@ void attention_forward(T* out, T* att, T* dropped, const T* qkv, const Attention
             T* row = p + t * T_;
             T maxv = row[0];
             for (std::int64_t t2 = 1; t2 <= t; ++t2) maxv = std::max(maxv, row[t2]);
-            for (std::int64_t t2 = 0; t2 <= t; ++t2) row[t2] = detail::exp_fast((row[t2] - maxv) * scale);
+            for (std::int64_t t2 = 0; t2 <= t; ++t2)
+                row[t2] = detail::exp_fast((row[t2] - maxv) * scale);
             const T inv = T(1) / detail::sum_of<T>(t + 1, [&](std::int64_t t2) { return row[t2]; });
             for (std::int64_t t2 = 0; t2 <= t; ++t2) row[t2] *= inv;
             for (std::int64_t t2 = t + 1; t2 < T_; ++t2) row[t2] = 0;
@@ -219,13 +224,15 @@ void attention_forward(T* out, T* att, T* dropped, const T* qkv, const Attention
             attention_dropped_weights(dropped + bh * T_ * T_, p, bh, d);
             weights = dropped + bh * T_ * T_;
         }
-        gemm(false, false, T_, hs, T_, weights, T_, q + 2 * C, C3, out + b * T_ * C + h * hs, C, false);  // Y = P'V
+        gemm(false, false, T_, hs, T_, weights, T_, q + 2 * C, C3, out + b * T_ * C + h * hs, C,
+             false);  // Y = P'V
     });
 }
 
 /// scratch: B * NH * T * T elements (twice that when d.dropout > 0).
 template <class T>
-void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const T* att, const AttentionDims& d) {
+void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const T* att,
+                        const AttentionDims& d) {
     const std::int64_t T_ = d.T, C = d.C, hs = C / d.NH, C3 = 3 * C, TT = T_ * T_;
     const T scale = T(1) / std::sqrt(static_cast<T>(hs));
     const T keep_scale = static_cast<T>(1.0 / (1.0 - d.dropout));
@@ -253,12 +260,13 @@ void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const 
                     row[t2] = dropout_keep(d.seed, index, d.dropout) ? row[t2] * keep_scale : T(0);
                 }
             }
-            const T dot = detail::sum_of<T>(t + 1, [&](std::int64_t t2) { return prow[t2] * row[t2]; });
+            const T dot =
+                detail::sum_of<T>(t + 1, [&](std::int64_t t2) { return prow[t2] * row[t2]; });
             for (std::int64_t t2 = 0; t2 <= t; ++t2) row[t2] = prow[t2] * (row[t2] - dot) * scale;
             for (std::int64_t t2 = t + 1; t2 < T_; ++t2) row[t2] = 0;
         }
-        gemm(false, false, T_, hs, T_, ds, T_, q + C, C3, dq, C3, true);     // dQ += dS K
-        gemm(true, false, T_, hs, T_, ds, T_, q, C3, dq + C, C3, true);      // dK += dS^T Q
+        gemm(false, false, T_, hs, T_, ds, T_, q + C, C3, dq, C3, true);  // dQ += dS K
+        gemm(true, false, T_, hs, T_, ds, T_, q, C3, dq + C, C3, true);   // dK += dS^T Q
     });
 }
 
@@ -270,23 +278,30 @@ template <class T>
 Tensor<T> causal_self_attention(const Tensor<T>& qkv, std::int64_t n_head, double dropout = 0.0,
                                 std::uint64_t seed = 0) {
     detail::require_defined(qkv, "causal_self_attention", "qkv");
-    detail::require(qkv.dim() == 3 && qkv.size(2) % 3 == 0, "causal_self_attention",
-                    "qkv must be [B, T, 3C], got " + qkv.shape().to_string());
+    detail::require(qkv.dim() == 3 && qkv.size(2) % 3 == 0, "causal_self_attention", [&] {
+        return std::string("qkv must be [B, T, 3C], got " + qkv.shape().to_string());
+    });
     const std::int64_t B = qkv.size(0), T_ = qkv.size(1), C = qkv.size(2) / 3;
-    detail::require(n_head > 0 && C % n_head == 0, "causal_self_attention",
-                    "C = " + std::to_string(C) + " is not divisible by n_head = " + std::to_string(n_head));
-    detail::require(dropout >= 0.0 && dropout < 1.0, "causal_self_attention",
-                    "dropout must be in [0, 1), got " + std::to_string(dropout));
+    detail::require(n_head > 0 && C % n_head == 0, "causal_self_attention", [&] {
+        return std::string("C = " + std::to_string(C) +
+                           " is not divisible by n_head = " + std::to_string(n_head));
+    });
+    detail::require(dropout >= 0.0 && dropout < 1.0, "causal_self_attention", [&] {
+        return std::string("dropout must be in [0, 1), got " + std::to_string(dropout));
+    });
     const kernels::AttentionDims d{B, T_, C, n_head, dropout, seed};
     Tensor<T> out = Tensor<T>::graph_output(Shape{B, T_, C}, detail::any_requires_grad(qkv));
-    Tensor<T> att = Tensor<T>::graph_output(Shape{B, n_head, T_, T_}, false);  // P, kept for backward
+    Tensor<T> att =
+        Tensor<T>::graph_output(Shape{B, n_head, T_, T_}, false);  // P, kept for backward
     const std::int64_t copies = dropout > 0.0 ? 1 : 0;
     Tensor<T> dropped = Tensor<T>::graph_output(Shape{copies * B * n_head, T_, T_}, false);
     kernels::attention_forward(out.data(), att.data(), dropped.data(), qkv.data(), d);
     if (out.requires_grad()) {
         Tape::current().record("causal_self_attention", [out, qkv, att, d, copies] {
-            Tensor<T> scratch = Tensor<T>::graph_output(Shape{(1 + copies) * d.B * d.NH, d.T, d.T}, false);
-            kernels::attention_backward(qkv.grad(), scratch.data(), out.grad(), qkv.data(), att.data(), d);
+            Tensor<T> scratch =
+                Tensor<T>::graph_output(Shape{(1 + copies) * d.B * d.NH, d.T, d.T}, false);
+            kernels::attention_backward(qkv.grad(), scratch.data(), out.grad(), qkv.data(),
+                                        att.data(), d);
         });
     }
     return out;

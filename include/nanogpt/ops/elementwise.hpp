@@ -36,7 +36,8 @@ template <class T>
 void add_column_sums(T* dcol, const T* d, std::int64_t rows, std::int64_t C) {
     const std::int64_t blocks = (C + detail::kChannelBlock - 1) / detail::kChannelBlock;
     detail::parallel_for(blocks, [&](std::int64_t blk) {
-        const std::int64_t c0 = blk * detail::kChannelBlock, c1 = std::min(C, c0 + detail::kChannelBlock);
+        const std::int64_t c0 = blk * detail::kChannelBlock,
+                           c1 = std::min(C, c0 + detail::kChannelBlock);
         for (std::int64_t r = 0; r < rows; ++r)
             for (std::int64_t c = c0; c < c1; ++c) dcol[c] += d[r * C + c];
     });
@@ -82,8 +83,10 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
     const int lead = a.dim() - b.dim();
     bool suffix = lead >= 0;
     for (int i = 0; suffix && i < b.dim(); ++i) suffix = a.size(lead + i) == b.size(i);
-    detail::require(suffix, "add",
-                    "shape " + b.shape().to_string() + " does not broadcast to " + a.shape().to_string());
+    detail::require(suffix, "add", [&] {
+        return std::string("shape " + b.shape().to_string() + " does not broadcast to " +
+                           a.shape().to_string());
+    });
     const std::int64_t n_b = b.numel(), rows = n_b == 0 ? 0 : a.numel() / n_b;
     Tensor<T> out = Tensor<T>::graph_output(a.shape(), detail::any_requires_grad(a, b));
     kernels::add_forward(out.data(), a.data(), b.data(), rows, n_b);
@@ -121,8 +124,10 @@ template <class T>
 Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
     detail::require_defined(a, "mul", "a");
     detail::require_defined(b, "mul", "b");
-    detail::require(a.shape() == b.shape(), "mul",
-                    "shapes " + a.shape().to_string() + " and " + b.shape().to_string() + " differ");
+    detail::require(a.shape() == b.shape(), "mul", [&] {
+        return std::string("shapes " + a.shape().to_string() + " and " + b.shape().to_string() +
+                           " differ");
+    });
     Tensor<T> out = Tensor<T>::graph_output(a.shape(), detail::any_requires_grad(a, b));
     kernels::mul_forward(out.data(), a.data(), b.data(), a.numel());
     if (out.requires_grad()) {
@@ -172,7 +177,8 @@ void gelu_forward(T* out, const T* inp, std::int64_t n) {
         }
     });
 }
-// d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx, with du/dx = sqrt(2/pi)(1 + 3*0.044715 x^2).
+// d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx, with du/dx = sqrt(2/pi)(1 + 3*0.044715
+// x^2).
 template <class T>
 void gelu_backward(T* dinp, const T* inp, const T* dout, std::int64_t n) {
     const T k = static_cast<T>(0.7978845608028654);
@@ -194,7 +200,9 @@ Tensor<T> gelu(const Tensor<T>& x) {
     Tensor<T> out = Tensor<T>::graph_output(x.shape(), detail::any_requires_grad(x));
     kernels::gelu_forward(out.data(), x.data(), x.numel());
     if (out.requires_grad()) {
-        Tape::current().record("gelu", [out, x] { kernels::gelu_backward(x.grad(), x.data(), out.grad(), x.numel()); });
+        Tape::current().record("gelu", [out, x] {
+            kernels::gelu_backward(x.grad(), x.data(), out.grad(), x.numel());
+        });
     }
     return out;
 }
@@ -214,7 +222,8 @@ void dropout_forward(T* out, const T* inp, std::int64_t n, double p, std::uint64
     const T keep_scale = static_cast<T>(1.0 / (1.0 - p));
     for_chunks(n, [&](std::int64_t begin, std::int64_t end) {
         for (std::int64_t i = begin; i < end; ++i)
-            out[i] = dropout_keep(seed, static_cast<std::uint64_t>(i), p) ? inp[i] * keep_scale : T(0);
+            out[i] =
+                dropout_keep(seed, static_cast<std::uint64_t>(i), p) ? inp[i] * keep_scale : T(0);
     });
 }
 template <class T>
@@ -222,7 +231,8 @@ void dropout_backward(T* dinp, const T* dout, std::int64_t n, double p, std::uin
     const T keep_scale = static_cast<T>(1.0 / (1.0 - p));
     for_chunks(n, [&](std::int64_t begin, std::int64_t end) {
         for (std::int64_t i = begin; i < end; ++i)
-            if (dropout_keep(seed, static_cast<std::uint64_t>(i), p)) dinp[i] += dout[i] * keep_scale;
+            if (dropout_keep(seed, static_cast<std::uint64_t>(i), p))
+                dinp[i] += dout[i] * keep_scale;
     });
 }
 }  // namespace kernels
@@ -232,13 +242,15 @@ void dropout_backward(T* dinp, const T* dout, std::int64_t n, double p, std::uin
 template <class T>
 Tensor<T> dropout(const Tensor<T>& x, double p, std::uint64_t seed) {
     detail::require_defined(x, "dropout", "x");
-    detail::require(p >= 0.0 && p < 1.0, "dropout", "p must be in [0, 1), got " + std::to_string(p));
+    detail::require(p >= 0.0 && p < 1.0, "dropout",
+                    [&] { return std::string("p must be in [0, 1), got " + std::to_string(p)); });
     if (p == 0.0) return x;
     Tensor<T> out = Tensor<T>::graph_output(x.shape(), detail::any_requires_grad(x));
     kernels::dropout_forward(out.data(), x.data(), x.numel(), p, seed);
     if (out.requires_grad()) {
-        Tape::current().record("dropout", 
-            [out, x, p, seed] { kernels::dropout_backward(x.grad(), out.grad(), x.numel(), p, seed); });
+        Tape::current().record("dropout", [out, x, p, seed] {
+            kernels::dropout_backward(x.grad(), out.grad(), x.numel(), p, seed);
+        });
     }
     return out;
 }

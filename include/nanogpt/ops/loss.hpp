@@ -25,25 +25,27 @@ namespace nanogpt {
 namespace kernels {
 /// Writes per-row logsumexp and per-row loss (0 for ignored rows).
 template <class T>
-void cross_entropy_forward(T* lse, T* row_loss, const T* logits, const std::int32_t* targets, std::int64_t N,
-                           std::int64_t V) {
+void cross_entropy_forward(T* lse, T* row_loss, const T* logits, const std::int32_t* targets,
+                           std::int64_t N, std::int64_t V) {
     detail::parallel_for(N, [&](std::int64_t n) {
         const T* x = logits + n * V;
         T maxv = x[0];
         for (std::int64_t v = 1; v < V; ++v) maxv = std::max(maxv, x[v]);
-        const T total = detail::sum_of<T>(V, [&](std::int64_t v) { return detail::exp_fast(x[v] - maxv); });
+        const T total =
+            detail::sum_of<T>(V, [&](std::int64_t v) { return detail::exp_fast(x[v] - maxv); });
         lse[n] = maxv + std::log(total);
         row_loss[n] = targets[n] < 0 ? T(0) : lse[n] - x[targets[n]];
     });
 }
 template <class T>
-void cross_entropy_backward(T* dlogits, const T* logits, const T* lse, const std::int32_t* targets, T dloss_per_row,
-                            std::int64_t N, std::int64_t V) {
+void cross_entropy_backward(T* dlogits, const T* logits, const T* lse, const std::int32_t* targets,
+                            T dloss_per_row, std::int64_t N, std::int64_t V) {
     detail::parallel_for(N, [&](std::int64_t n) {
         if (targets[n] < 0) return;  // ignored position: no gradient
         const T* x = logits + n * V;
         T* dx = dlogits + n * V;
-        for (std::int64_t v = 0; v < V; ++v) dx[v] += detail::exp_fast(x[v] - lse[n]) * dloss_per_row;
+        for (std::int64_t v = 0; v < V; ++v)
+            dx[v] += detail::exp_fast(x[v] - lse[n]) * dloss_per_row;
         dx[targets[n]] -= dloss_per_row;
     });
 }
@@ -53,20 +55,27 @@ void cross_entropy_backward(T* dlogits, const T* logits, const T* lse, const std
 template <class T>
 Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<std::int32_t>& targets) {
     detail::require_defined(logits, "cross_entropy", "logits");
-    detail::require(targets.defined() && targets.numel() == logits.shape().rows() && logits.dim() >= 1, "cross_entropy",
-                    "targets " + targets.shape().to_string() + " do not match logits " + logits.shape().to_string());
+    detail::require(
+        targets.defined() && targets.numel() == logits.shape().rows() && logits.dim() >= 1,
+        "cross_entropy", [&] {
+            return std::string("targets " + targets.shape().to_string() + " do not match logits " +
+                               logits.shape().to_string());
+        });
     const std::int64_t V = logits.size(-1), N = logits.shape().rows();
     const std::int32_t* tgt = targets.data();
     std::int64_t count = 0;
     for (std::int64_t n = 0; n < N; ++n) {
         if (tgt[n] == -1) continue;
         if (tgt[n] < 0 || tgt[n] >= V) {
-            throw std::out_of_range("cross_entropy: target " + std::to_string(tgt[n]) + " at position " +
-                                    std::to_string(n) + " is outside [0, " + std::to_string(V) + ") and not -1");
+            throw std::out_of_range("cross_entropy: target " + std::to_string(tgt[n]) +
+                                    " at position " + std::to_string(n) + " is outside [0, " +
+                                    std::to_string(V) + ") and not -1");
         }
         ++count;
     }
-    detail::require(count > 0, "cross_entropy", "every target is -1 (ignored); the mean is undefined");
+    detail::require(count > 0, "cross_entropy", [&] {
+        return std::string("every target is -1 (ignored); the mean is undefined");
+    });
     Tensor<T> out = Tensor<T>::graph_output(Shape{1}, detail::any_requires_grad(logits));
     Tensor<T> stats = Tensor<T>::graph_output(Shape{2, N}, false);  // row logsumexp, then row loss
     T* lse = stats.data();
@@ -78,7 +87,8 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<std::int32_t>& tar
     if (out.requires_grad()) {
         Tape::current().record("cross_entropy", [out, logits, targets, lse, N, V, count] {
             const T dloss_per_row = out.grad()[0] / static_cast<T>(count);
-            kernels::cross_entropy_backward(logits.grad(), logits.data(), lse, targets.data(), dloss_per_row, N, V);
+            kernels::cross_entropy_backward(logits.grad(), logits.data(), lse, targets.data(),
+                                            dloss_per_row, N, V);
         });
     }
     return out;

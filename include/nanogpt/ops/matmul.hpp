@@ -34,8 +34,8 @@ void matmul_forward(T* C, const T* A, const T* B, const MatmulDims& d) {
     const std::int64_t b_stride = d.b_shared ? 0 : d.K * d.N;
     // Many small products (attention heads) run one per thread; big ones thread inside gemm.
     detail::parallel_for(d.batch, [&](std::int64_t i) {
-        gemm(d.trans_a, d.trans_b, d.M, d.N, d.K, A + i * d.M * d.K, lda, B + i * b_stride, ldb, C + i * d.M * d.N,
-             d.N, false);
+        gemm(d.trans_a, d.trans_b, d.M, d.N, d.K, A + i * d.M * d.K, lda, B + i * b_stride, ldb,
+             C + i * d.M * d.N, d.N, false);
     });
 }
 
@@ -77,11 +77,14 @@ void matmul_backward(T* dA, T* dB, const T* A, const T* B, const T* dC, const Ma
 
 /// Batched matrix product op(a) @ op(b) over the last two dimensions (see above for shapes).
 template <class T>
-Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool trans_a = false, bool trans_b = false) {
+Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool trans_a = false,
+                 bool trans_b = false) {
     detail::require_defined(a, "matmul", "a");
     detail::require_defined(b, "matmul", "b");
-    detail::require(a.dim() >= 2 && b.dim() >= 2, "matmul",
-                    "needs at least 2 dimensions, got " + a.shape().to_string() + " and " + b.shape().to_string());
+    detail::require(a.dim() >= 2 && b.dim() >= 2, "matmul", [&] {
+        return std::string("needs at least 2 dimensions, got " + a.shape().to_string() + " and " +
+                           b.shape().to_string());
+    });
     kernels::MatmulDims d{};
     d.trans_a = trans_a;
     d.trans_b = trans_b;
@@ -92,10 +95,12 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool trans_a = false, b
     d.batch = a.numel() / std::max<std::int64_t>(1, a.size(-1) * a.size(-2));
     d.b_shared = b.dim() == 2 && a.dim() > 2;
     bool same_batch = d.b_shared || a.dim() == b.dim();
-    for (int i = 0; same_batch && !d.b_shared && i < a.dim() - 2; ++i) same_batch = a.size(i) == b.size(i);
-    detail::require(kb == d.K && same_batch, "matmul",
-                    "shapes " + a.shape().to_string() + (trans_a ? "^T" : "") + " and " + b.shape().to_string() +
-                        (trans_b ? "^T" : "") + " do not multiply");
+    for (int i = 0; same_batch && !d.b_shared && i < a.dim() - 2; ++i)
+        same_batch = a.size(i) == b.size(i);
+    detail::require(kb == d.K && same_batch, "matmul", [&] {
+        return std::string("shapes " + a.shape().to_string() + (trans_a ? "^T" : "") + " and " +
+                           b.shape().to_string() + (trans_b ? "^T" : "") + " do not multiply");
+    });
     const Shape out_shape = a.shape().with_dim(-1, d.N).with_dim(-2, d.M);  // [..., M, N]
     Tensor<T> out = Tensor<T>::graph_output(out_shape, detail::any_requires_grad(a, b));
     kernels::matmul_forward(out.data(), a.data(), b.data(), d);
@@ -114,14 +119,14 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool trans_a = false, b
 
 namespace kernels {
 template <class T>
-void linear_forward(T* out, const T* x, const T* weight, const T* bias, std::int64_t N, std::int64_t C,
-                    std::int64_t OC) {
+void linear_forward(T* out, const T* x, const T* weight, const T* bias, std::int64_t N,
+                    std::int64_t C, std::int64_t OC) {
     gemm(false, true, N, OC, C, x, C, weight, C, out, OC, false);
     if (bias != nullptr) add_forward(out, out, bias, N, OC);
 }
 template <class T>
-void linear_backward(T* dx, T* dweight, T* dbias, const T* x, const T* weight, const T* dout, std::int64_t N,
-                     std::int64_t C, std::int64_t OC) {
+void linear_backward(T* dx, T* dweight, T* dbias, const T* x, const T* weight, const T* dout,
+                     std::int64_t N, std::int64_t C, std::int64_t OC) {
     if (dx != nullptr) gemm(false, false, N, C, OC, dout, OC, weight, C, dx, C, true);
     if (dweight != nullptr) gemm(true, false, OC, C, N, dout, OC, x, C, dweight, C, true);
     if (dbias != nullptr) add_column_sums(dbias, dout, N, OC);
@@ -133,19 +138,26 @@ template <class T>
 Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>()) {
     detail::require_defined(x, "linear", "x");
     detail::require(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1), "linear",
-                    "input " + x.shape().to_string() + " does not match weight " + weight.shape().to_string());
-    const std::int64_t C = weight.size(1), OC = weight.size(0), N = x.numel() / std::max<std::int64_t>(C, 1);
-    detail::require(!bias.defined() || (bias.dim() == 1 && bias.size(0) == OC), "linear",
-                    "bias " + bias.shape().to_string() + " does not match weight " + weight.shape().to_string());
+                    [&] {
+                        return std::string("input " + x.shape().to_string() +
+                                           " does not match weight " + weight.shape().to_string());
+                    });
+    const std::int64_t C = weight.size(1), OC = weight.size(0),
+                       N = x.numel() / std::max<std::int64_t>(C, 1);
+    detail::require(!bias.defined() || (bias.dim() == 1 && bias.size(0) == OC), "linear", [&] {
+        return std::string("bias " + bias.shape().to_string() + " does not match weight " +
+                           weight.shape().to_string());
+    });
     const bool has_bias = bias.defined();
-    Tensor<T> out = Tensor<T>::graph_output(x.shape().with_last(OC),
-                                            detail::any_requires_grad(x, weight) ||
-                                                (has_bias && detail::any_requires_grad(bias)));
-    kernels::linear_forward(out.data(), x.data(), weight.data(), has_bias ? bias.data() : nullptr, N, C, OC);
+    Tensor<T> out = Tensor<T>::graph_output(
+        x.shape().with_last(OC),
+        detail::any_requires_grad(x, weight) || (has_bias && detail::any_requires_grad(bias)));
+    kernels::linear_forward(out.data(), x.data(), weight.data(), has_bias ? bias.data() : nullptr,
+                            N, C, OC);
     if (out.requires_grad()) {
         Tape::current().record("linear", [out, x, weight, bias, has_bias, N, C, OC] {
-            kernels::linear_backward(x.grad(), weight.grad(), has_bias ? bias.grad() : nullptr, x.data(),
-                                     weight.data(), out.grad(), N, C, OC);
+            kernels::linear_backward(x.grad(), weight.grad(), has_bias ? bias.grad() : nullptr,
+                                     x.data(), weight.data(), out.grad(), N, C, OC);
         });
     }
     return out;

@@ -23,17 +23,19 @@ namespace kernels {
 inline constexpr double kLayerNormEps = 1e-5;
 
 template <class T>
-void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias, std::int64_t N,
-                       std::int64_t C) {
+void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias,
+                       std::int64_t N, std::int64_t C) {
     detail::parallel_for(N, [&](std::int64_t r) {
         const T* x = inp + r * C;
         const T m = detail::sum_of<T>(C, [&](std::int64_t c) { return x[c]; }) / static_cast<T>(C);
         // Two passes: the one-pass formula loses precision when |mean| >> std.
-        const T var = detail::sum_of<T>(C, [&](std::int64_t c) { return (x[c] - m) * (x[c] - m); }) /
-                      static_cast<T>(C);
+        const T var =
+            detail::sum_of<T>(C, [&](std::int64_t c) { return (x[c] - m) * (x[c] - m); }) /
+            static_cast<T>(C);
         const T s = T(1) / std::sqrt(var + static_cast<T>(kLayerNormEps));
         T* o = out + r * C;
-        for (std::int64_t c = 0; c < C; ++c) o[c] = (x[c] - m) * s * weight[c] + (bias ? bias[c] : T(0));
+        for (std::int64_t c = 0; c < C; ++c)
+            o[c] = (x[c] - m) * s * weight[c] + (bias ? bias[c] : T(0));
         mean[r] = m;
         rstd[r] = s;
     });
@@ -43,18 +45,21 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, 
 // differentiating through the mean and the variance. dweight += dout * xhat, dbias += dout, summed
 // over rows — done per channel block so that no two threads write one element.
 template <class T>
-void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight, const T* mean,
-                        const T* rstd, std::int64_t N, std::int64_t C) {
+void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
+                        const T* mean, const T* rstd, std::int64_t N, std::int64_t C) {
     if (dinp != nullptr) {
         detail::parallel_for(N, [&](std::int64_t r) {
             const T* x = inp + r * C;
             const T* dy = dout + r * C;
-            const T g_mean = detail::sum_of<T>(C, [&](std::int64_t c) { return dy[c] * weight[c]; }) /
-                             static_cast<T>(C);
-            const T gx_mean = detail::sum_of<T>(C, [&](std::int64_t c) {
-                                  return dy[c] * weight[c] * (x[c] - mean[r]) * rstd[r];
-                              }) /
-                              static_cast<T>(C);
+            const T g_mean =
+                detail::sum_of<T>(C, [&](std::int64_t c) { return dy[c] * weight[c]; }) /
+                static_cast<T>(C);
+            const T gx_mean =
+                detail::sum_of<T>(C,
+                                  [&](std::int64_t c) {
+                                      return dy[c] * weight[c] * (x[c] - mean[r]) * rstd[r];
+                                  }) /
+                static_cast<T>(C);
             T* dx = dinp + r * C;
             for (std::int64_t c = 0; c < C; ++c) {
                 const T xhat = (x[c] - mean[r]) * rstd[r];
@@ -64,7 +69,8 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
     }
     const std::int64_t blocks = (C + detail::kChannelBlock - 1) / detail::kChannelBlock;
     detail::parallel_for(blocks, [&](std::int64_t blk) {
-        const std::int64_t c0 = blk * detail::kChannelBlock, c1 = std::min(C, c0 + detail::kChannelBlock);
+        const std::int64_t c0 = blk * detail::kChannelBlock,
+                           c1 = std::min(C, c0 + detail::kChannelBlock);
         for (std::int64_t r = 0; r < N; ++r) {
             const T* x = inp + r * C;
             const T* dy = dout + r * C;
@@ -78,27 +84,34 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* i
 
 }  // namespace kernels
 
-/// Layer normalisation over the last dimension; bias may be an empty tensor (GPTConfig::bias = false).
+/// Layer normalisation over the last dimension; bias may be an empty tensor (GPTConfig::bias =
+/// false).
 template <class T>
-Tensor<T> layernorm(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>()) {
+Tensor<T> layernorm(const Tensor<T>& x, const Tensor<T>& weight,
+                    const Tensor<T>& bias = Tensor<T>()) {
     detail::require_defined(x, "layernorm", "x");
     const std::int64_t C = x.size(-1), N = x.shape().rows();
-    detail::require(weight.dim() == 1 && weight.size(0) == C, "layernorm",
-                    "weight " + weight.shape().to_string() + " does not match input " + x.shape().to_string());
-    detail::require(!bias.defined() || bias.shape() == weight.shape(), "layernorm",
-                    "bias " + bias.shape().to_string() + " does not match weight " + weight.shape().to_string());
+    detail::require(weight.dim() == 1 && weight.size(0) == C, "layernorm", [&] {
+        return std::string("weight " + weight.shape().to_string() + " does not match input " +
+                           x.shape().to_string());
+    });
+    detail::require(!bias.defined() || bias.shape() == weight.shape(), "layernorm", [&] {
+        return std::string("bias " + bias.shape().to_string() + " does not match weight " +
+                           weight.shape().to_string());
+    });
     const bool has_bias = bias.defined();
-    const bool needs_grad = detail::any_requires_grad(x, weight) || (has_bias && detail::any_requires_grad(bias));
+    const bool needs_grad =
+        detail::any_requires_grad(x, weight) || (has_bias && detail::any_requires_grad(bias));
     Tensor<T> out = Tensor<T>::graph_output(x.shape(), needs_grad);
     Tensor<T> stats = Tensor<T>::graph_output(Shape{2, N}, false);  // row means, then row 1/std
     T* mean = stats.data();
     T* rstd = mean + N;
-    kernels::layernorm_forward(out.data(), mean, rstd, x.data(), weight.data(), has_bias ? bias.data() : nullptr, N,
-                               C);
+    kernels::layernorm_forward(out.data(), mean, rstd, x.data(), weight.data(),
+                               has_bias ? bias.data() : nullptr, N, C);
     if (out.requires_grad()) {
         Tape::current().record("layernorm", [out, x, weight, bias, has_bias, mean, rstd, N, C] {
-            kernels::layernorm_backward(x.grad(), weight.grad(), has_bias ? bias.grad() : nullptr, out.grad(),
-                                        x.data(), weight.data(), mean, rstd, N, C);
+            kernels::layernorm_backward(x.grad(), weight.grad(), has_bias ? bias.grad() : nullptr,
+                                        out.grad(), x.data(), weight.data(), mean, rstd, N, C);
         });
     }
     return out;
