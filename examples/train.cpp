@@ -4,10 +4,11 @@
 //   ./build/prepare --input=../shared/data/tinyshakespeare.txt --out_dir=data/shakespeare_char
 //   ./build/train cpu_small                  # a preset; or a config file; then --key=value overrides
 //   ./build/train cpu_small --init_from=resume --max_iters=3000
+//   ./build/train --init_from=gpt2 --data_dir=data/shakespeare --block_size=256   # fine-tune GPT-2
 //
 // Configuration: the table of keys in train_config.hpp (./build/train --help lists it).
 // Outputs in out_dir: ckpt.bin, config.txt, log.csv, loss.svg (see train_log.hpp).
-#include <algorithm>   // std::max
+#include <algorithm>   // std::max, std::copy
 #include <chrono>      // std::chrono::steady_clock
 #include <cmath>       // std::isfinite
 #include <csignal>     // std::signal, std::sig_atomic_t, SIGINT, SIGTERM
@@ -133,7 +134,7 @@ void print_help() {
 // ---- the run's settings, typed and checked ----
 
 struct Settings {
-    std::string out_dir, data_dir, init_from;
+    std::string out_dir, data_dir, init_from, weights;
     std::int64_t eval_interval, log_interval, eval_iters, grad_accum, batch_size, max_iters;
     bool eval_only, always_save;
     nanogpt::GPTConfig model;
@@ -149,12 +150,17 @@ Settings read_settings(const examples::TrainConfig& c) {
     s.out_dir = c.text("out_dir");
     s.data_dir = c.text("data_dir");
     s.init_from = c.text("init_from");
-    if (s.init_from == "gpt2" || s.init_from.rfind("gpt2-", 0) == 0) {
-        throw std::invalid_argument("init_from = " + s.init_from + ": starting from GPT-2 weights is not supported yet");
-    }
-    if (s.init_from != "scratch" && s.init_from != "resume") {
-        throw std::invalid_argument("key 'init_from': '" + s.init_from + "' is not scratch or resume");
-    }
+    s.weights = c.text("weights");
+    if (s.init_from.rfind("gpt2", 0) == 0) {
+        if (s.init_from != "gpt2" && s.init_from != "gpt2-medium" && s.init_from != "gpt2-large" &&
+            s.init_from != "gpt2-xl") {
+            throw std::invalid_argument("key 'init_from': '" + s.init_from +
+                                        "' is not gpt2, gpt2-medium, gpt2-large or gpt2-xl");
+        }
+        if (s.weights.empty()) s.weights = "data/gpt2/" + s.init_from + ".safetensors";
+    } else if (s.init_from != "scratch" && s.init_from != "resume") {
+        throw std::invalid_argument("key 'init_from': '" + s.init_from + "' is not scratch, resume or gpt2");
+    }  // scratch and resume ignore `weights`: a resumed fine-tuning run's config.txt still names them
     auto at_least = [&](const char* key, std::int64_t min) {
         const std::int64_t v = c.integer(key);
         if (v < min) {
@@ -234,7 +240,7 @@ public:
     Trainer(examples::TrainConfig config, const Settings& s, std::int64_t stop_after)
         : config_(std::move(config)), s_(s), stop_after_(stop_after),
           meta_(nanogpt::read_dataset_meta(s.data_dir + "/meta.txt")),
-          tokenizer_(meta_.char_tokenizer()),
+          vocabulary_(meta_.tokenizer == "char" ? meta_.char_tokenizer().symbols() : std::vector<std::string>{}),
           train_(s.data_dir + "/train.bin"),
           val_(s.data_dir + "/val.bin"),
           ckpt_path_(s.out_dir + "/ckpt.bin"),
@@ -252,30 +258,83 @@ public:
     int run();
 
 private:
+    /// Takes a value for `key` from `source` (the checkpoint, the GPT-2 weights) into the config,
+    /// so config.txt records the model that runs; says so when it differs from the config's.
+    void adopt(const char* source, const char* key, bool differs, const std::string& value) {
+        if (!differs) return;
+        std::printf("%s: using the %s %s = %s\n", s_.init_from.c_str(), source, key, value.c_str());
+        config_.set(key, value, source);
+    }
+
     nanogpt::GPT<float> make_model() {
         s_.model.vocab_size = meta_.vocab_size;
+        if (s_.init_from.rfind("gpt2", 0) == 0) return load_gpt2();
         if (s_.init_from == "resume") {
             checkpoint_ = nanogpt::load_checkpoint<float>(ckpt_path_);
             // Like nanoGPT, the checkpoint decides the model's shape; say so when the config differs.
             const nanogpt::GPTConfig& c = checkpoint_.config;
-            auto use = [&](const char* key, bool differs, const std::string& value) {
-                if (!differs) return;
-                std::printf("resume: using the checkpoint's %s = %s\n", key, value.c_str());
-                config_.set(key, value, "checkpoint");
-            };
-            use("n_layer", c.n_layer != s_.model.n_layer, std::to_string(c.n_layer));
-            use("n_head", c.n_head != s_.model.n_head, std::to_string(c.n_head));
-            use("n_embd", c.n_embd != s_.model.n_embd, std::to_string(c.n_embd));
-            use("block_size", c.block_size != s_.model.block_size, std::to_string(c.block_size));
-            use("bias", c.bias != s_.model.bias, c.bias ? "true" : "false");
-            use("dropout", c.dropout != s_.model.dropout, examples::format_number(c.dropout, "%.17g"));
-            if (checkpoint_.vocabulary != meta_.vocabulary) {
-                throw std::runtime_error("resume: the vocabulary in " + s_.data_dir +
-                                         "/meta.txt differs from the checkpoint's: not the same dataset");
+            adopt("checkpoint's", "n_layer", c.n_layer != s_.model.n_layer, std::to_string(c.n_layer));
+            adopt("checkpoint's", "n_head", c.n_head != s_.model.n_head, std::to_string(c.n_head));
+            adopt("checkpoint's", "n_embd", c.n_embd != s_.model.n_embd, std::to_string(c.n_embd));
+            adopt("checkpoint's", "block_size", c.block_size != s_.model.block_size, std::to_string(c.block_size));
+            adopt("checkpoint's", "bias", c.bias != s_.model.bias, c.bias ? "true" : "false");
+            adopt("checkpoint's", "dropout", c.dropout != s_.model.dropout, examples::format_number(c.dropout, "%.17g"));
+            if (checkpoint_.vocabulary != meta_.vocabulary || c.vocab_size != meta_.vocab_size) {
+                throw std::runtime_error("resume: the vocabulary in " + s_.data_dir + "/meta.txt (" + meta_.tokenizer +
+                                         ", vocab_size " + std::to_string(meta_.vocab_size) +
+                                         ") differs from the checkpoint's (vocab_size " + std::to_string(c.vocab_size) +
+                                         "): not the same dataset");
             }
             s_.model = c;
         }
         return nanogpt::GPT<float>(s_.model, s_.seed);
+    }
+
+    /// nanoGPT's from_pretrained: the weights decide the model's shape, the config keeps dropout,
+    /// and a smaller block_size crops the position embedding (nanoGPT's crop_block_size).
+    nanogpt::GPT<float> load_gpt2() {
+        const std::string meta_path = s_.data_dir + "/meta.txt";
+        if (meta_.tokenizer != "gpt2") {
+            throw std::invalid_argument("init_from = " + s_.init_from + " needs data prepared with --tokenizer=gpt2, but " +
+                                        meta_path + " says tokenizer = " + meta_.tokenizer + " (vocab_size " +
+                                        std::to_string(meta_.vocab_size) + ")");
+        }
+        const nanogpt::GPTConfig file = nanogpt::gpt2_config_from_safetensors(s_.weights);
+        if (file.vocab_size != meta_.vocab_size) {
+            throw std::invalid_argument("weights '" + s_.weights + "' have vocab_size " + std::to_string(file.vocab_size) +
+                                        " but " + meta_path + " says vocab_size " + std::to_string(meta_.vocab_size));
+        }
+        if (s_.model.block_size > file.block_size) {
+            throw std::invalid_argument("key 'block_size': " + std::to_string(s_.model.block_size) +
+                                        " is larger than the block_size " + std::to_string(file.block_size) +
+                                        " of the weights '" + s_.weights + "' (it can only be cropped)");
+        }
+        adopt("weights'", "n_layer", file.n_layer != s_.model.n_layer, std::to_string(file.n_layer));
+        adopt("weights'", "n_head", file.n_head != s_.model.n_head, std::to_string(file.n_head));
+        adopt("weights'", "n_embd", file.n_embd != s_.model.n_embd, std::to_string(file.n_embd));
+        adopt("weights'", "bias", file.bias != s_.model.bias, file.bias ? "true" : "false");
+        nanogpt::GPTConfig config = file;
+        config.block_size = s_.model.block_size;
+        config.dropout = s_.model.dropout;
+        s_.model = config;
+        nanogpt::GPT<float> model(s_.model, s_.seed);
+        if (config.block_size == file.block_size) {
+            nanogpt::load_gpt2_safetensors(model, s_.weights);
+        } else {
+            nanogpt::GPT<float> full(file, s_.seed);
+            nanogpt::load_gpt2_safetensors(full, s_.weights);
+            // Same parameters in the same order; wpe (block_size, C) keeps its first rows.
+            const auto& to = model.parameters().infos();
+            const auto& from = full.parameters().infos();
+            for (std::size_t i = 0; i < to.size(); ++i) {
+                const float* src = full.parameters().data() + from[i].offset;
+                std::copy(src, src + to[i].shape.numel(), model.parameters().data() + to[i].offset);
+            }
+            std::printf("%s: cropped the position embedding from block_size %lld to %lld\n", s_.init_from.c_str(),
+                        static_cast<long long>(file.block_size), static_cast<long long>(config.block_size));
+        }
+        std::printf("%s: loaded %s\n", s_.init_from.c_str(), s_.weights.c_str());
+        return model;
     }
 
     void resume() {
@@ -295,7 +354,7 @@ private:
     void save(std::int64_t iter) {
         state_.iter = iter;
         state_.data_rng = data_rng_.state();
-        nanogpt::save_checkpoint(ckpt_path_, model_, &optimizer_, tokenizer_.symbols(), state_);
+        nanogpt::save_checkpoint(ckpt_path_, model_, &optimizer_, vocabulary_, state_);
     }
 
     void log(const examples::LogRow& row) {
@@ -312,7 +371,7 @@ private:
     Settings s_;
     std::int64_t stop_after_;
     nanogpt::DatasetMeta meta_;
-    nanogpt::CharTokenizer tokenizer_;
+    std::vector<std::string> vocabulary_;  // char: the symbols saved in checkpoints; gpt2: none
     nanogpt::TokenFile train_, val_;
     std::string ckpt_path_;
     nanogpt::Checkpoint<float> checkpoint_;  // only while resuming

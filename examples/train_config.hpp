@@ -33,7 +33,8 @@ inline const ConfigKey kTrainKeys[] = {
     // I/O
     {"out_dir", KeyType::text, "out", "where ckpt.bin, config.txt, log.csv and loss.svg go"},
     {"data_dir", KeyType::text, "data/openwebtext", "where prepare wrote train.bin, val.bin and meta.txt"},
-    {"init_from", KeyType::text, "scratch", "scratch, or resume from out_dir/ckpt.bin (gpt2: not supported yet)"},
+    {"init_from", KeyType::text, "scratch", "scratch; resume from out_dir/ckpt.bin; or gpt2 (also gpt2-medium, -large, -xl): start from the GPT-2 weights in `weights`"},
+    {"weights", KeyType::text, "", "with init_from = gpt2 (or -medium, -large, -xl): a safetensors file in Hugging Face's GPT-2 layout (empty: data/gpt2/INIT_FROM.safetensors)"},
     {"eval_interval", KeyType::integer, "2000", "evaluate (and maybe checkpoint) every this many steps"},
     {"log_interval", KeyType::integer, "1", "log the training loss every this many steps"},
     {"eval_iters", KeyType::integer, "200", "batches per split in each evaluation"},
@@ -188,7 +189,8 @@ public:
     static std::string markdown_table() {
         std::string s = "| key | default | meaning |\n|---|---|---|\n";
         for (const ConfigKey& k : kTrainKeys) {
-            s += std::string("| `") + k.key + "` | `" + k.default_value + "` | " + k.help + " |\n";
+            const std::string value = *k.default_value != '\0' ? std::string("`") + k.default_value + "`" : "(empty)";
+            s += std::string("| `") + k.key + "` | " + value + " | " + k.help + " |\n";
         }
         return s;
     }

@@ -4,8 +4,8 @@
 //
 //   # nanogpt dataset metadata          '#' starts a comment (at line start or after a space)
 //   format = 1
-//   tokenizer = char                    char (today) or gpt2 (once a BPE tokenizer exists)
-//   vocab_size = 65
+//   tokenizer = char                    char, or gpt2 (GPT-2's BPE, bpe_tokenizer.hpp: its
+//   vocab_size = 65                     files are not copied here; vocab_size = 50257)
 //   symbol = U+000A  # '\n'             char only: one line per token id, in id order, the
 //   symbol = U+0020  # ' '              character as its Unicode code point, so no byte of the
 //   ...                                 vocabulary needs escaping

@@ -3,8 +3,11 @@
 #
 #   resume        an interrupted-then-resumed run ends bit-identical to an uninterrupted one
 #   outputs       meta/bin sizes, config.txt loads again, log.csv rows, loss.svg is XML
-#   errors        unknown keys, ill-typed values (with file:line), gpt2, NaN guard
+#   errors        unknown keys, ill-typed values (with file:line), gpt2 misuse, NaN guard
 #   sample        --out_dir / --checkpoint, long prompts cropped, unknown characters named
+#
+# The GPT-2 paths (prepare --tokenizer=gpt2, train init_from=gpt2, sample --weights) are compared
+# with the library's results in tests/test_gpt2_programs.cpp; here only their errors.
 #   readme_table  the README's config table equals `train --print_config_table`
 #
 #   cmake -DMODE=resume -DPREPARE=... -DTRAIN=... -DSAMPLE=... -DWORK_DIR=... [-DPYTHON=...]
@@ -141,14 +144,18 @@ elseif(MODE STREQUAL "errors")
         CONTAINS "key 'batch_size': 'many' is not an integer")
     file(WRITE "${WORK_DIR}/bad.txt" "# a config file\nmax_iters = 10\ndropout = lots\n")
     run_program(COMMAND "${TRAIN}" bad.txt ${tiny} EXPECT fail CONTAINS "bad.txt:3: key 'dropout'")
-    run_program(COMMAND "${TRAIN}" ${tiny} --init_from=gpt2 EXPECT fail CONTAINS "not supported yet")
+    run_program(COMMAND "${TRAIN}" ${tiny} --init_from=gpt2 EXPECT fail
+        CONTAINS "init_from = gpt2 needs data prepared with --tokenizer=gpt2, but data/meta.txt says tokenizer = char")
+    run_program(COMMAND "${TRAIN}" ${tiny} --init_from=gpt3 EXPECT fail CONTAINS "is not scratch, resume or gpt2")
     run_program(COMMAND "${TRAIN}" ${tiny} --init_from=resume --out_dir=nothing EXPECT fail
         CONTAINS "cannot open file")
     run_program(COMMAND "${TRAIN}" ${tiny} --block_size=5000 EXPECT fail
         CONTAINS "needs at least block_size + 1 = 5001")
     run_program(COMMAND "${TRAIN}" ${tiny} --data_dir=missing EXPECT fail CONTAINS "run prepare first")
-    run_program(COMMAND "${PREPARE}" --input=input.txt --out_dir=x --tokenizer=gpt2 EXPECT fail
-        CONTAINS "not supported yet")
+    run_program(COMMAND "${PREPARE}" --input=input.txt --out_dir=x --tokenizer=gpt2 --encoder=none.json
+        --merges=none.bpe EXPECT fail CONTAINS "cannot open 'none.json'")
+    run_program(COMMAND "${PREPARE}" --input=input.txt --out_dir=x --encoder=none.json EXPECT fail
+        CONTAINS "--encoder and --merges are for --tokenizer=gpt2")
     run_program(COMMAND "${PREPARE}" --input=input.txt --out_dir=x --tokenizer=bytes EXPECT fail
         CONTAINS "unknown --tokenizer 'bytes'")
     # A learning rate this large overflows the weights: the run must stop, name the step, fail.
@@ -179,7 +186,10 @@ elseif(MODE STREQUAL "sample")
         fail("a long prompt should act as its last block_size tokens:\n${from_long}\nvs\n${from_last_block}")
     endif()
     run_program(COMMAND "${SAMPLE}" --out_dir=out --start=Zebra! EXPECT fail CONTAINS "unknown character 'Z'")
-    run_program(COMMAND "${SAMPLE}" --out_dir=out --weights=gpt2.safetensors EXPECT fail CONTAINS "not supported yet")
+    run_program(COMMAND "${SAMPLE}" --out_dir=out --weights=gpt2.safetensors EXPECT fail
+        CONTAINS "give one of --out_dir, --checkpoint and --weights")
+    run_program(COMMAND "${SAMPLE}" --weights=none.safetensors EXPECT fail
+        CONTAINS "safetensors 'none.safetensors': cannot open the file")
 
 elseif(MODE STREQUAL "readme_table")
     execute_process(COMMAND "${TRAIN}" --print_config_table OUTPUT_VARIABLE table RESULT_VARIABLE rc)
