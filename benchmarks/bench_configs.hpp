@@ -19,7 +19,8 @@ struct Workload {
 
 /// Dropout is 0 everywhere so both sides do the same arithmetic.
 inline std::vector<Workload> workloads() {
-    nanogpt::GPTConfig recipe{64, 65, 4, 4, 128, 0.0, false};  // nanoGPT's CPU recipe (bias off, as train.py)
+    nanogpt::GPTConfig recipe{64,  65,  4,    4,
+                              128, 0.0, false};  // nanoGPT's CPU recipe (bias off, as train.py)
     nanogpt::GPTConfig shakespeare = nanogpt::GPTConfig::shakespeare_char();
     shakespeare.dropout = 0.0;
     shakespeare.bias = false;  // nanoGPT's train.py default
@@ -43,7 +44,8 @@ inline Workload find_workload(const std::string& name) {
 inline double flops_per_token(const nanogpt::GPTConfig& c) {
     const double n = static_cast<double>(c.num_parameters() - c.block_size * c.n_embd);
     const double q = static_cast<double>(c.n_embd / c.n_head);
-    return 6.0 * n + 12.0 * static_cast<double>(c.n_layer * c.n_head) * q * static_cast<double>(c.block_size);
+    return 6.0 * n +
+           12.0 * static_cast<double>(c.n_layer * c.n_head) * q * static_cast<double>(c.block_size);
 }
 
 }  // namespace bench

@@ -27,14 +27,17 @@ double read_bandwidth_gbs() {
         const std::int64_t chunks = 64;
         std::vector<float> partial(chunks, 0.0f);
         nanogpt::detail::parallel_for(chunks, [&](std::int64_t c) {
-            float lanes[16] = {};  // independent sums, so the loop is limited by memory, not add latency
+            float lanes[16] =
+                {};  // independent sums, so the loop is limited by memory, not add latency
             const float* p = big.data() + c * n / chunks;
             for (std::int64_t i = 0; i + 16 <= n / chunks; i += 16)
                 for (int j = 0; j < 16; ++j) lanes[j] += p[i + j];
             for (float v : lanes) partial[static_cast<std::size_t>(c)] += v;
         });
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (partial[0] < 0) std::printf("impossible\n");  // keeps the loop from being optimised away
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (partial[0] < 0)
+            std::printf("impossible\n");  // keeps the loop from being optimised away
         runs.push_back(static_cast<double>(big.size() * sizeof(float)) / s / 1e9);
     }
     std::sort(runs.begin(), runs.end());
@@ -56,9 +59,10 @@ int main(int argc, char** argv) {
         config.dropout = 0.0;
         nanogpt::GPT<float> model(config, 1337);
         nanogpt::SamplingOptions sampling;  // temperature 1, no top-k: the full distribution
-        std::printf("model %s: %.2fM parameters, %lld new tokens from a 1-token prompt, %d threads\n",
-                    model_name.c_str(), static_cast<double>(model.num_parameters()) / 1e6,
-                    static_cast<long long>(tokens), nanogpt::detail::max_threads());
+        std::printf(
+            "model %s: %.2fM parameters, %lld new tokens from a 1-token prompt, %d threads\n",
+            model_name.c_str(), static_cast<double>(model.num_parameters()) / 1e6,
+            static_cast<long long>(tokens), nanogpt::detail::max_threads());
         double rate[2] = {0, 0};
         std::vector<std::int32_t> outputs[2];
         for (int cached = skip_uncached ? 1 : 0; cached <= 1; ++cached) {
@@ -67,13 +71,15 @@ int main(int argc, char** argv) {
                 nanogpt::Random rng(7);
                 const auto t0 = std::chrono::steady_clock::now();
                 outputs[cached] = model.generate({0}, tokens, sampling, rng, {}, cached == 1);
-                const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+                const double s =
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
                 rates.push_back(static_cast<double>(tokens) / s);
             }
             std::sort(rates.begin(), rates.end());
             rate[cached] = rates[rates.size() / 2];
-            std::printf("%-22s %10.1f tokens/s (median of %lld)\n", cached ? "with KV cache" : "without cache (nanoGPT)",
-                        rate[cached], static_cast<long long>(runs));
+            std::printf("%-22s %10.1f tokens/s (median of %lld)\n",
+                        cached ? "with KV cache" : "without cache (nanoGPT)", rate[cached],
+                        static_cast<long long>(runs));
         }
         if (!skip_uncached) {
             std::printf("same tokens with and without cache: %s; speed-up %.1fx\n",
@@ -82,8 +88,10 @@ int main(int argc, char** argv) {
         const double weight_bytes = 4.0 * static_cast<double>(model.num_parameters());
         const double bandwidth = read_bandwidth_gbs();
         const double bound = bandwidth * 1e9 / weight_bytes;
-        std::printf("bandwidth bound: %.1f MB of weights per token at %.1f GB/s read = %.1f tokens/s; cached path at %.0f%%\n",
-                    weight_bytes / 1e6, bandwidth, bound, 100.0 * rate[1] / bound);
+        std::printf(
+            "bandwidth bound: %.1f MB of weights per token at %.1f GB/s read = %.1f tokens/s; "
+            "cached path at %.0f%%\n",
+            weight_bytes / 1e6, bandwidth, bound, 100.0 * rate[1] / bound);
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

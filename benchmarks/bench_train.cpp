@@ -39,10 +39,12 @@ void print_profile(std::int64_t iters) {
     });
     double total = 0.0;
     for (const auto& op : ops) total += op.forward_seconds + op.backward_seconds;
-    std::printf("per-op profile (ms per iteration; forward = time since the previous op was recorded):\n");
+    std::printf(
+        "per-op profile (ms per iteration; forward = time since the previous op was recorded):\n");
     std::printf("  %-24s %10s %10s %8s\n", "op", "forward", "backward", "share");
     for (const auto& op : ops) {
-        std::printf("  %-24s %10.2f %10.2f %7.1f%%\n", op.name, 1e3 * op.forward_seconds / double(iters),
+        std::printf("  %-24s %10.2f %10.2f %7.1f%%\n", op.name,
+                    1e3 * op.forward_seconds / double(iters),
                     1e3 * op.backward_seconds / double(iters),
                     100.0 * (op.forward_seconds + op.backward_seconds) / total);
     }
@@ -68,8 +70,10 @@ int main(int argc, char** argv) {
         nanogpt::Random rng(1);
         nanogpt::Tensor<std::int32_t> x(nanogpt::Shape{w.batch_size, c.block_size}), y(x.shape());
         for (std::int64_t i = 0; i < x.numel(); ++i) {
-            x.data()[i] = static_cast<std::int32_t>(rng.uniform_int(static_cast<std::uint64_t>(c.vocab_size)));
-            y.data()[i] = static_cast<std::int32_t>(rng.uniform_int(static_cast<std::uint64_t>(c.vocab_size)));
+            x.data()[i] = static_cast<std::int32_t>(
+                rng.uniform_int(static_cast<std::uint64_t>(c.vocab_size)));
+            y.data()[i] = static_cast<std::int32_t>(
+                rng.uniform_int(static_cast<std::uint64_t>(c.vocab_size)));
         }
         std::vector<double> ms;
         float last_loss = 0;
@@ -83,24 +87,34 @@ int main(int argc, char** argv) {
             optimizer.step(1e-4);
             last_loss = out.loss.item();
             const auto t1 = std::chrono::steady_clock::now();
-            if (it >= warmup) ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+            if (it >= warmup)
+                ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
         }
         const double med = median(ms);
         const double tokens = static_cast<double>(w.batch_size * c.block_size);
         const double tokens_per_s = tokens / (med / 1e3);
         const double mfu = bench::flops_per_token(c) * tokens_per_s / (peak * 1e9);
         const double n = static_cast<double>(model.num_parameters());
-        std::printf("workload %s: %lld layers x %lld heads x %lld dims, block %lld, batch %lld, %.2fM parameters\n",
-                    name.c_str(), (long long)c.n_layer, (long long)c.n_head, (long long)(c.n_embd / c.n_head),
-                    (long long)c.block_size, (long long)w.batch_size, n / 1e6);
-        std::printf("threads %d, gemm kernel %s, %lld timed iterations after %lld warm-up, last loss %.4f\n",
-                    nanogpt::detail::max_threads(), nanogpt::kernels::sgemm_kernel_name(), (long long)iters,
-                    (long long)warmup, static_cast<double>(last_loss));
-        std::printf("memory (MB): parameters %.1f, gradients %.1f, AdamW state %.1f, activations+their grads %.1f\n",
-                    4 * n / 1e6, 4 * n / 1e6, 8 * n / 1e6, double(nanogpt::Tape::current().peak_bytes()) / 1e6);
+        std::printf(
+            "workload %s: %lld layers x %lld heads x %lld dims, block %lld, batch %lld, %.2fM "
+            "parameters\n",
+            name.c_str(), (long long)c.n_layer, (long long)c.n_head,
+            (long long)(c.n_embd / c.n_head), (long long)c.block_size, (long long)w.batch_size,
+            n / 1e6);
+        std::printf(
+            "threads %d, gemm kernel %s, %lld timed iterations after %lld warm-up, last loss "
+            "%.4f\n",
+            nanogpt::detail::max_threads(), nanogpt::kernels::sgemm_kernel_name(), (long long)iters,
+            (long long)warmup, static_cast<double>(last_loss));
+        std::printf(
+            "memory (MB): parameters %.1f, gradients %.1f, AdamW state %.1f, activations+their "
+            "grads %.1f\n",
+            4 * n / 1e6, 4 * n / 1e6, 8 * n / 1e6,
+            double(nanogpt::Tape::current().peak_bytes()) / 1e6);
         if (profile) print_profile(iters);
-        std::printf("RESULT workload=%s ms_per_iter=%.2f tokens_per_s=%.1f mfu=%.4f peak_rss_mb=%.1f\n", name.c_str(),
-                    med, tokens_per_s, mfu, peak_rss_mb());
+        std::printf(
+            "RESULT workload=%s ms_per_iter=%.2f tokens_per_s=%.1f mfu=%.4f peak_rss_mb=%.1f\n",
+            name.c_str(), med, tokens_per_s, mfu, peak_rss_mb());
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

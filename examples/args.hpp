@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>    // std::int64_t
+#include <exception>  // std::exception
+#include <iostream>   // std::cout, std::cerr
 #include <map>        // std::map
 #include <set>        // std::set
 #include <stdexcept>  // std::invalid_argument
@@ -19,7 +21,9 @@ public:
                 help_ = true;
                 continue;
             }
-            if (a.rfind("--", 0) != 0) throw std::invalid_argument("unexpected argument '" + a + "' (options start with --)");
+            if (a.rfind("--", 0) != 0)
+                throw std::invalid_argument("unexpected argument '" + a +
+                                            "' (options start with --)");
             a = a.substr(2);
             const auto eq = a.find('=');
             if (eq != std::string::npos) {
@@ -49,7 +53,8 @@ public:
         } catch (const std::exception&) {
             used = 0;
         }
-        if (used != v.size() || v.empty()) throw std::invalid_argument("option --" + key + ": '" + v + "' is not an integer");
+        if (used != v.size() || v.empty())
+            throw std::invalid_argument("option --" + key + ": '" + v + "' is not an integer");
         return x;
     }
     double get_double(const std::string& key, double fallback) {
@@ -61,7 +66,8 @@ public:
         } catch (const std::exception&) {
             used = 0;
         }
-        if (used != v.size() || v.empty()) throw std::invalid_argument("option --" + key + ": '" + v + "' is not a number");
+        if (used != v.size() || v.empty())
+            throw std::invalid_argument("option --" + key + ": '" + v + "' is not a number");
         return x;
     }
     bool get_bool(const std::string& key, bool fallback) {
@@ -74,7 +80,8 @@ public:
     /// Call after every get: an option nobody asked for is a typo, so it is an error.
     void reject_unknown() const {
         for (const auto& [key, value] : values_) {
-            if (known_.count(key) == 0) throw std::invalid_argument("unknown option --" + key + " (see --help)");
+            if (known_.count(key) == 0)
+                throw std::invalid_argument("unknown option --" + key + " (see --help)");
         }
     }
 
@@ -83,5 +90,22 @@ private:
     std::set<std::string> known_;
     bool help_ = false;
 };
+
+/// The whole main() of a simple example: parses the options, prints `help` for --help,
+/// otherwise returns run(args); any exception becomes "error: <message>" and exit status 1.
+template <class Run>
+int run_main(int argc, char** argv, const char* help, const Run& run) {
+    try {
+        Args args(argc, argv);
+        if (args.help()) {
+            std::cout << help;
+            return 0;
+        }
+        return run(args);
+    } catch (const std::exception& e) {
+        std::cerr << "error: " << e.what() << "\n";
+        return 1;
+    }
+}
 
 }  // namespace examples

@@ -3,7 +3,8 @@
 // tokenizer and its vocabulary; format described in include/nanogpt/token_file.hpp).
 //
 //   ./build/prepare --input=../shared/data/tinyshakespeare.txt --out_dir=data/shakespeare_char
-//   ./build/prepare --input=../shared/data/tinyshakespeare.txt --out_dir=data/shakespeare --tokenizer=gpt2
+//   ./build/prepare --input=../shared/data/tinyshakespeare.txt --out_dir=data/shakespeare
+//   --tokenizer=gpt2
 #include <cstdint>      // std::int32_t
 #include <cstdio>       // std::printf
 #include <cstdlib>      // std::getenv
@@ -41,7 +42,8 @@ const char* kHelp = R"(prepare: tokenise a text file for train (nanoGPT's prepar
 /// and vocab.bpe when that variable is set, else data/gpt2/ (scripts/download_gpt2.sh).
 std::pair<std::string, std::string> gpt2_tokenizer_paths(examples::Args& args) {
     const char* env = std::getenv("NANOGPT_DATA_DIR");
-    const std::string dir = env != nullptr && *env != '\0' ? std::string(env) : std::string("data/gpt2");
+    const std::string dir =
+        env != nullptr && *env != '\0' ? std::string(env) : std::string("data/gpt2");
     return {args.get("encoder", dir + "/encoder.json"), args.get("merges", dir + "/vocab.bpe")};
 }
 
@@ -50,7 +52,8 @@ nanogpt::GPT2Tokenizer load_gpt2_tokenizer(const std::string& encoder, const std
     try {
         return nanogpt::GPT2Tokenizer::load(encoder, merges);
     } catch (const std::runtime_error& e) {
-        throw std::runtime_error(std::string(e.what()) + " (GPT-2's tokenizer: run scripts/download_gpt2.sh, "
+        throw std::runtime_error(std::string(e.what()) +
+                                 " (GPT-2's tokenizer: run scripts/download_gpt2.sh, "
                                  "set NANOGPT_DATA_DIR, or pass --encoder and --merges)");
     }
 }
@@ -59,7 +62,8 @@ nanogpt::GPT2Tokenizer load_gpt2_tokenizer(const std::string& encoder, const std
 /// data/shakespeare/prepare.py splits the text, data[:int(n * 0.9)], before encoding it.
 std::size_t text_split_offset(std::string_view text, double fraction) {
     if (!(fraction > 0.0 && fraction < 1.0)) {
-        throw std::invalid_argument("--train_fraction must be in (0, 1), got " + std::to_string(fraction));
+        throw std::invalid_argument("--train_fraction must be in (0, 1), got " +
+                                    std::to_string(fraction));
     }
     auto starts_character = [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; };
     std::size_t characters = 0;
@@ -79,9 +83,10 @@ void write_split(const std::string& out_dir, const std::vector<std::int32_t>& tr
     nanogpt::write_token_file(out_dir + "/val.bin", std::span<const std::int32_t>(val));
     // meta.txt last: a directory with meta.txt is complete.
     nanogpt::write_dataset_meta(out_dir + "/meta.txt", meta);
-    std::printf("%s: train.bin %zu tokens, val.bin %zu tokens, meta.txt (tokenizer %s, vocab_size %lld)\n",
-                out_dir.c_str(), train.size(), val.size(), meta.tokenizer.c_str(),
-                static_cast<long long>(meta.vocab_size));
+    std::printf(
+        "%s: train.bin %zu tokens, val.bin %zu tokens, meta.txt (tokenizer %s, vocab_size %lld)\n",
+        out_dir.c_str(), train.size(), val.size(), meta.tokenizer.c_str(),
+        static_cast<long long>(meta.vocab_size));
 }
 
 int run(examples::Args& args) {
@@ -91,8 +96,10 @@ int run(examples::Args& args) {
     const double train_fraction = args.get_double("train_fraction", 0.9);
     const auto [encoder, merges] = gpt2_tokenizer_paths(args);
     args.reject_unknown();
-    if (input.empty() || out_dir.empty()) throw std::invalid_argument("--input and --out_dir are required (see --help)");
-    if (kind != "char" && kind != "gpt2") throw std::invalid_argument("unknown --tokenizer '" + kind + "' (known: char, gpt2)");
+    if (input.empty() || out_dir.empty())
+        throw std::invalid_argument("--input and --out_dir are required (see --help)");
+    if (kind != "char" && kind != "gpt2")
+        throw std::invalid_argument("unknown --tokenizer '" + kind + "' (known: char, gpt2)");
     if (kind == "char" && (args.has("encoder") || args.has("merges"))) {
         throw std::invalid_argument("--encoder and --merges are for --tokenizer=gpt2");
     }
@@ -101,37 +108,29 @@ int run(examples::Args& args) {
     if (kind == "gpt2") {
         const auto tokenizer = load_gpt2_tokenizer(encoder, merges);
         const std::size_t split = text_split_offset(text, train_fraction);
-        std::printf("%s: %zu bytes, GPT-2 tokenizer from %s and %s\n", input.c_str(), text.size(), encoder.c_str(),
-                    merges.c_str());
+        std::printf("%s: %zu bytes, GPT-2 tokenizer from %s and %s\n", input.c_str(), text.size(),
+                    encoder.c_str(), merges.c_str());
         // encode(): a literal "<|endoftext|>" in the text becomes the separator token 50256.
         write_split(out_dir, tokenizer.encode(std::string_view(text).substr(0, split)),
-                    tokenizer.encode(std::string_view(text).substr(split)), {"gpt2", tokenizer.vocab_size(), {}});
+                    tokenizer.encode(std::string_view(text).substr(split)),
+                    {"gpt2", tokenizer.vocab_size(), {}});
         return 0;
     }
     const auto tokenizer = nanogpt::CharTokenizer::from_text(text);
     if (tokenizer.vocab_size() > 65535) {
-        throw std::invalid_argument("vocabulary of " + std::to_string(tokenizer.vocab_size()) +
-                                    " characters is too large for uint16 token files (at most 65535)");
+        throw std::invalid_argument(
+            "vocabulary of " + std::to_string(tokenizer.vocab_size()) +
+            " characters is too large for uint16 token files (at most 65535)");
     }
     // One token per character: splitting the tokens is splitting the text's characters.
     const auto split = nanogpt::split_train_val(tokenizer.encode(text), train_fraction);
-    std::printf("%s: %zu bytes, vocab_size %d\n", input.c_str(), text.size(), tokenizer.vocab_size());
-    write_split(out_dir, split.train, split.val, {"char", tokenizer.vocab_size(), tokenizer.symbols()});
+    std::printf("%s: %zu bytes, vocab_size %d\n", input.c_str(), text.size(),
+                tokenizer.vocab_size());
+    write_split(out_dir, split.train, split.val,
+                {"char", tokenizer.vocab_size(), tokenizer.symbols()});
     return 0;
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    try {
-        examples::Args args(argc, argv);
-        if (args.help()) {
-            std::cout << kHelp;
-            return 0;
-        }
-        return run(args);
-    } catch (const std::exception& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return 1;
-    }
-}
+int main(int argc, char** argv) { return examples::run_main(argc, argv, kHelp, run); }

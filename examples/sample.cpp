@@ -52,15 +52,18 @@ struct Codec {
 };
 
 Codec char_codec(const std::vector<std::string>& vocabulary) {
-    auto tokenizer = std::make_shared<nanogpt::CharTokenizer>(nanogpt::CharTokenizer::from_symbols(vocabulary));
+    auto tokenizer =
+        std::make_shared<nanogpt::CharTokenizer>(nanogpt::CharTokenizer::from_symbols(vocabulary));
     return {[tokenizer](const std::string& text) {
                 try {
                     return tokenizer->encode(text);
                 } catch (const std::invalid_argument& e) {  // names the character and where it is
-                    throw std::invalid_argument(std::string("the prompt is outside the model's vocabulary: ") + e.what());
+                    throw std::invalid_argument(
+                        std::string("the prompt is outside the model's vocabulary: ") + e.what());
                 }
             },
-            [tokenizer](std::int32_t id) { return tokenizer->decode_one(id); }, tokenizer->vocab_size(), false};
+            [tokenizer](std::int32_t id) { return tokenizer->decode_one(id); },
+            tokenizer->vocab_size(), false};
 }
 
 /// GPT-2's tokenizer files: --encoder / --merges when given, else $NANOGPT_DATA_DIR/encoder.json
@@ -68,27 +71,33 @@ Codec char_codec(const std::vector<std::string>& vocabulary) {
 Codec gpt2_codec(const std::string& encoder, const std::string& merges) {
     std::shared_ptr<nanogpt::GPT2Tokenizer> tokenizer;
     try {
-        tokenizer = std::make_shared<nanogpt::GPT2Tokenizer>(nanogpt::GPT2Tokenizer::load(encoder, merges));
+        tokenizer =
+            std::make_shared<nanogpt::GPT2Tokenizer>(nanogpt::GPT2Tokenizer::load(encoder, merges));
     } catch (const std::runtime_error& e) {
-        throw std::runtime_error(std::string(e.what()) +
-                                 " (GPT-2's tokenizer: run scripts/download_gpt2.sh, set NANOGPT_DATA_DIR, or pass "
-                                 "--encoder and --merges)");
+        throw std::runtime_error(
+            std::string(e.what()) +
+            " (GPT-2's tokenizer: run scripts/download_gpt2.sh, set NANOGPT_DATA_DIR, or pass "
+            "--encoder and --merges)");
     }
     return {[tokenizer](const std::string& text) {
                 std::vector<std::int32_t> ids = tokenizer->encode(text);
                 if (ids.empty()) ids.push_back(nanogpt::GPT2Tokenizer::kEndOfText);
                 return ids;
             },
-            [tokenizer](std::int32_t id) { return tokenizer->decode_one(id); }, tokenizer->vocab_size(), true};
+            [tokenizer](std::int32_t id) { return tokenizer->decode_one(id); },
+            tokenizer->vocab_size(), true};
 }
 
 /// The tokenizer of a checkpoint without a character vocabulary: the dataset it was trained on
 /// says, through config.txt beside the checkpoint (its data_dir) and that directory's meta.txt.
 std::string tokenizer_kind_of(const std::string& checkpoint_path) {
     std::filesystem::path dir = std::filesystem::path(checkpoint_path).parent_path();
-    const std::string config_path = (dir.empty() ? std::filesystem::path(".") : dir).string() + "/config.txt";
-    const std::string why = "checkpoint '" + checkpoint_path + "' stores no character vocabulary, and its tokenizer "
-                            "is read from the data_dir named in " + config_path + ": ";
+    const std::string config_path =
+        (dir.empty() ? std::filesystem::path(".") : dir).string() + "/config.txt";
+    const std::string why = "checkpoint '" + checkpoint_path +
+                            "' stores no character vocabulary, and its tokenizer "
+                            "is read from the data_dir named in " +
+                            config_path + ": ";
     try {
         examples::TrainConfig config;
         config.load_file(config_path);
@@ -137,7 +146,8 @@ int run(examples::Args& args) {
     const std::string path = args.get("checkpoint", out_dir + "/ckpt.bin");
     const std::string weights = args.get("weights", "");
     const char* env = std::getenv("NANOGPT_DATA_DIR");
-    const std::string gpt2_dir = env != nullptr && *env != '\0' ? std::string(env) : std::string("data/gpt2");
+    const std::string gpt2_dir =
+        env != nullptr && *env != '\0' ? std::string(env) : std::string("data/gpt2");
     const std::string encoder = args.get("encoder", gpt2_dir + "/encoder.json");
     const std::string merges = args.get("merges", gpt2_dir + "/vocab.bpe");
     std::string start = args.get("start", "\n");
@@ -154,14 +164,16 @@ int run(examples::Args& args) {
         throw std::invalid_argument("give one of --out_dir, --checkpoint and --weights");
     }
     sampling.validate();
-    if (num_samples < 0 || max_new_tokens < 0) throw std::invalid_argument("--num_samples and --max_new_tokens must be >= 0");
+    if (num_samples < 0 || max_new_tokens < 0)
+        throw std::invalid_argument("--num_samples and --max_new_tokens must be >= 0");
     if (threads > 0) nanogpt::detail::set_threads(threads);
     if (start.rfind("FILE:", 0) == 0) start = nanogpt::read_text_file(start.substr(5));
 
     Codec codec;
     std::unique_ptr<nanogpt::GPT<float>> model;
     if (!weights.empty()) {
-        model = std::make_unique<nanogpt::GPT<float>>(nanogpt::gpt2_config_from_safetensors(weights));
+        model =
+            std::make_unique<nanogpt::GPT<float>>(nanogpt::gpt2_config_from_safetensors(weights));
         nanogpt::load_gpt2_safetensors(*model, weights);
         codec = gpt2_codec(encoder, merges);
     } else {
@@ -172,13 +184,15 @@ int run(examples::Args& args) {
         } else if (const std::string kind = tokenizer_kind_of(path); kind == "gpt2") {
             codec = gpt2_codec(encoder, merges);
         } else {
-            throw std::runtime_error("checkpoint '" + path + "' has no tokenizer vocabulary (tokenizer " + kind + ")");
+            throw std::runtime_error("checkpoint '" + path +
+                                     "' has no tokenizer vocabulary (tokenizer " + kind + ")");
         }
     }
     if (codec.vocab_size != model->config().vocab_size) {
-        throw std::invalid_argument(std::string(codec.gpt2 ? "GPT-2's tokenizer" : "the tokenizer") + " has " +
-                                    std::to_string(codec.vocab_size) + " tokens but the model has vocab_size " +
-                                    std::to_string(model->config().vocab_size));
+        throw std::invalid_argument(
+            std::string(codec.gpt2 ? "GPT-2's tokenizer" : "the tokenizer") + " has " +
+            std::to_string(codec.vocab_size) + " tokens but the model has vocab_size " +
+            std::to_string(model->config().vocab_size));
     }
     model->eval();
     const std::vector<std::int32_t> prompt = codec.encode(start);
@@ -186,7 +200,8 @@ int run(examples::Args& args) {
     Utf8Writer out(std::cout);
     for (std::int64_t s = 0; s < num_samples; ++s) {
         out.write(start);
-        model->generate(prompt, max_new_tokens, sampling, rng, [&](std::int32_t id) { out.write(codec.decode_one(id)); });
+        model->generate(prompt, max_new_tokens, sampling, rng,
+                        [&](std::int32_t id) { out.write(codec.decode_one(id)); });
         out.finish();
         std::cout << "\n---------------\n";
     }
@@ -195,16 +210,4 @@ int run(examples::Args& args) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    try {
-        examples::Args args(argc, argv);
-        if (args.help()) {
-            std::cout << kHelp;
-            return 0;
-        }
-        return run(args);
-    } catch (const std::exception& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return 1;
-    }
-}
+int main(int argc, char** argv) { return examples::run_main(argc, argv, kHelp, run); }

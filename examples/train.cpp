@@ -2,7 +2,8 @@
 // evaluates, checkpoints, logs, and resumes exactly where it stopped.
 //
 //   ./build/prepare --input=../shared/data/tinyshakespeare.txt --out_dir=data/shakespeare_char
-//   ./build/train cpu_small                  # a preset; or a config file; then --key=value overrides
+//   ./build/train cpu_small                  # a preset; or a config file; then --key=value
+//   overrides
 //   ./build/train cpu_small --init_from=resume --max_iters=3000
 //   ./build/train --init_from=gpt2 --data_dir=data/shakespeare --block_size=256   # fine-tune GPT-2
 //
@@ -82,7 +83,8 @@ CommandLine parse_command_line(int argc, char** argv) {
             cl.sources.push_back(a);
         } else {
             const auto eq = a.find('=');
-            if (eq == std::string::npos) throw std::invalid_argument("option " + a + " needs a value: " + a + "=VALUE");
+            if (eq == std::string::npos)
+                throw std::invalid_argument("option " + a + " needs a value: " + a + "=VALUE");
             const std::string key = a.substr(2, eq - 2), value = a.substr(eq + 1);
             if (key == "config" || key == "preset") {
                 if (key == "preset" && examples::find_preset(value) == nullptr) {
@@ -96,7 +98,8 @@ CommandLine parse_command_line(int argc, char** argv) {
                 } catch (const std::exception&) {
                     used = 0;
                 }
-                if (used == 0 || used != value.size()) throw std::invalid_argument("--stop_after: '" + value + "' is not an integer");
+                if (used == 0 || used != value.size())
+                    throw std::invalid_argument("--stop_after: '" + value + "' is not an integer");
             } else {
                 cl.overrides.emplace_back(key, value);
             }
@@ -114,8 +117,10 @@ examples::TrainConfig build_config(const CommandLine& cl) {
             config.load_file(source);
         } else {
             std::string names;
-            for (const examples::Preset& p : examples::train_presets()) names += std::string(names.empty() ? "" : ", ") + p.name;
-            throw std::invalid_argument("'" + source + "' is neither a config file nor a preset (" + names + ")");
+            for (const examples::Preset& p : examples::train_presets())
+                names += std::string(names.empty() ? "" : ", ") + p.name;
+            throw std::invalid_argument("'" + source + "' is neither a config file nor a preset (" +
+                                        names + ")");
         }
     }
     for (const auto& [key, value] : cl.overrides) config.set(key, value, "--" + key);
@@ -124,7 +129,8 @@ examples::TrainConfig build_config(const CommandLine& cl) {
 
 void print_help() {
     std::cout << kUsage << "\nPresets:\n";
-    for (const examples::Preset& p : examples::train_presets()) std::printf("  %-18s %s\n", p.name, p.help);
+    for (const examples::Preset& p : examples::train_presets())
+        std::printf("  %-18s %s\n", p.name, p.help);
     std::cout << "\nKeys (nanoGPT's names and defaults):\n";
     for (const examples::ConfigKey& k : examples::kTrainKeys) {
         std::printf("  --%-28s %-18s %s\n", k.key, k.default_value, k.help);
@@ -159,13 +165,15 @@ Settings read_settings(const examples::TrainConfig& c) {
         }
         if (s.weights.empty()) s.weights = "data/gpt2/" + s.init_from + ".safetensors";
     } else if (s.init_from != "scratch" && s.init_from != "resume") {
-        throw std::invalid_argument("key 'init_from': '" + s.init_from + "' is not scratch, resume or gpt2");
-    }  // scratch and resume ignore `weights`: a resumed fine-tuning run's config.txt still names them
+        throw std::invalid_argument("key 'init_from': '" + s.init_from +
+                                    "' is not scratch, resume or gpt2");
+    }  // scratch and resume ignore `weights`: a resumed fine-tuning run's config.txt still names
+       // them
     auto at_least = [&](const char* key, std::int64_t min) {
         const std::int64_t v = c.integer(key);
         if (v < min) {
-            throw std::invalid_argument(std::string("key '") + key + "' must be >= " + std::to_string(min) + ", got " +
-                                        std::to_string(v));
+            throw std::invalid_argument(std::string("key '") + key + "' must be >= " +
+                                        std::to_string(min) + ", got " + std::to_string(v));
         }
         return v;
     };
@@ -188,8 +196,8 @@ Settings read_settings(const examples::TrainConfig& c) {
     s.adamw.beta2 = c.real("beta2");
     s.adamw.weight_decay = c.real("weight_decay");
     s.adamw.validate();
-    s.schedule = {c.real("learning_rate"), c.real("min_lr"), c.integer("warmup_iters"), c.integer("lr_decay_iters"),
-                  c.boolean("decay_lr")};
+    s.schedule = {c.real("learning_rate"), c.real("min_lr"), c.integer("warmup_iters"),
+                  c.integer("lr_decay_iters"), c.boolean("decay_lr")};
     s.grad_clip = c.real("grad_clip");
     s.peak_gflops = c.real("peak_gflops");
     if (!(s.peak_gflops > 0)) throw std::invalid_argument("key 'peak_gflops' must be > 0");
@@ -226,7 +234,8 @@ double estimate_loss(nanogpt::GPT<float>& model, const nanogpt::TokenFile& data,
     model.eval();
     double total = 0.0;
     for (std::int64_t k = 0; k < s.eval_iters; ++k) {
-        const nanogpt::Batch batch = nanogpt::get_batch(data.tokens(), s.batch_size, s.model.block_size, rng);
+        const nanogpt::Batch batch =
+            nanogpt::get_batch(data.tokens(), s.batch_size, s.model.block_size, rng);
         total += model.forward(batch.x, batch.y).loss.item();
     }
     model.train();
@@ -238,9 +247,12 @@ double estimate_loss(nanogpt::GPT<float>& model, const nanogpt::TokenFile& data,
 class Trainer {
 public:
     Trainer(examples::TrainConfig config, const Settings& s, std::int64_t stop_after)
-        : config_(std::move(config)), s_(s), stop_after_(stop_after),
+        : config_(std::move(config)),
+          s_(s),
+          stop_after_(stop_after),
           meta_(nanogpt::read_dataset_meta(s.data_dir + "/meta.txt")),
-          vocabulary_(meta_.tokenizer == "char" ? meta_.char_tokenizer().symbols() : std::vector<std::string>{}),
+          vocabulary_(meta_.tokenizer == "char" ? meta_.char_tokenizer().symbols()
+                                                : std::vector<std::string>{}),
           train_(s.data_dir + "/train.bin"),
           val_(s.data_dir + "/val.bin"),
           ckpt_path_(s.out_dir + "/ckpt.bin"),
@@ -251,7 +263,8 @@ public:
             f->check_vocabulary(meta_.vocab_size);
             f->check_length(s_.model.block_size);
         }
-        data_rng_.reseed(s_.seed ^ 0x5eedda7aULL);  // batches: a stream apart from the weights' seed
+        data_rng_.reseed(s_.seed ^
+                         0x5eedda7aULL);  // batches: a stream apart from the weights' seed
         if (s_.init_from == "resume") resume();
     }
 
@@ -271,19 +284,24 @@ private:
         if (s_.init_from.rfind("gpt2", 0) == 0) return load_gpt2();
         if (s_.init_from == "resume") {
             checkpoint_ = nanogpt::load_checkpoint<float>(ckpt_path_);
-            // Like nanoGPT, the checkpoint decides the model's shape; say so when the config differs.
+            // Like nanoGPT, the checkpoint decides the model's shape; say so when the config
+            // differs.
             const nanogpt::GPTConfig& c = checkpoint_.config;
-            adopt("checkpoint's", "n_layer", c.n_layer != s_.model.n_layer, std::to_string(c.n_layer));
+            adopt("checkpoint's", "n_layer", c.n_layer != s_.model.n_layer,
+                  std::to_string(c.n_layer));
             adopt("checkpoint's", "n_head", c.n_head != s_.model.n_head, std::to_string(c.n_head));
             adopt("checkpoint's", "n_embd", c.n_embd != s_.model.n_embd, std::to_string(c.n_embd));
-            adopt("checkpoint's", "block_size", c.block_size != s_.model.block_size, std::to_string(c.block_size));
+            adopt("checkpoint's", "block_size", c.block_size != s_.model.block_size,
+                  std::to_string(c.block_size));
             adopt("checkpoint's", "bias", c.bias != s_.model.bias, c.bias ? "true" : "false");
-            adopt("checkpoint's", "dropout", c.dropout != s_.model.dropout, examples::format_number(c.dropout, "%.17g"));
+            adopt("checkpoint's", "dropout", c.dropout != s_.model.dropout,
+                  examples::format_number(c.dropout, "%.17g"));
             if (checkpoint_.vocabulary != meta_.vocabulary || c.vocab_size != meta_.vocab_size) {
-                throw std::runtime_error("resume: the vocabulary in " + s_.data_dir + "/meta.txt (" + meta_.tokenizer +
-                                         ", vocab_size " + std::to_string(meta_.vocab_size) +
-                                         ") differs from the checkpoint's (vocab_size " + std::to_string(c.vocab_size) +
-                                         "): not the same dataset");
+                throw std::runtime_error("resume: the vocabulary in " + s_.data_dir +
+                                         "/meta.txt (" + meta_.tokenizer + ", vocab_size " +
+                                         std::to_string(meta_.vocab_size) +
+                                         ") differs from the checkpoint's (vocab_size " +
+                                         std::to_string(c.vocab_size) + "): not the same dataset");
             }
             s_.model = c;
         }
@@ -295,21 +313,25 @@ private:
     nanogpt::GPT<float> load_gpt2() {
         const std::string meta_path = s_.data_dir + "/meta.txt";
         if (meta_.tokenizer != "gpt2") {
-            throw std::invalid_argument("init_from = " + s_.init_from + " needs data prepared with --tokenizer=gpt2, but " +
-                                        meta_path + " says tokenizer = " + meta_.tokenizer + " (vocab_size " +
-                                        std::to_string(meta_.vocab_size) + ")");
+            throw std::invalid_argument("init_from = " + s_.init_from +
+                                        " needs data prepared with --tokenizer=gpt2, but " +
+                                        meta_path + " says tokenizer = " + meta_.tokenizer +
+                                        " (vocab_size " + std::to_string(meta_.vocab_size) + ")");
         }
         const nanogpt::GPTConfig file = nanogpt::gpt2_config_from_safetensors(s_.weights);
         if (file.vocab_size != meta_.vocab_size) {
-            throw std::invalid_argument("weights '" + s_.weights + "' have vocab_size " + std::to_string(file.vocab_size) +
-                                        " but " + meta_path + " says vocab_size " + std::to_string(meta_.vocab_size));
+            throw std::invalid_argument("weights '" + s_.weights + "' have vocab_size " +
+                                        std::to_string(file.vocab_size) + " but " + meta_path +
+                                        " says vocab_size " + std::to_string(meta_.vocab_size));
         }
         if (s_.model.block_size > file.block_size) {
             throw std::invalid_argument("key 'block_size': " + std::to_string(s_.model.block_size) +
-                                        " is larger than the block_size " + std::to_string(file.block_size) +
-                                        " of the weights '" + s_.weights + "' (it can only be cropped)");
+                                        " is larger than the block_size " +
+                                        std::to_string(file.block_size) + " of the weights '" +
+                                        s_.weights + "' (it can only be cropped)");
         }
-        adopt("weights'", "n_layer", file.n_layer != s_.model.n_layer, std::to_string(file.n_layer));
+        adopt("weights'", "n_layer", file.n_layer != s_.model.n_layer,
+              std::to_string(file.n_layer));
         adopt("weights'", "n_head", file.n_head != s_.model.n_head, std::to_string(file.n_head));
         adopt("weights'", "n_embd", file.n_embd != s_.model.n_embd, std::to_string(file.n_embd));
         adopt("weights'", "bias", file.bias != s_.model.bias, file.bias ? "true" : "false");
@@ -330,8 +352,9 @@ private:
                 const float* src = full.parameters().data() + from[i].offset;
                 std::copy(src, src + to[i].shape.numel(), model.parameters().data() + to[i].offset);
             }
-            std::printf("%s: cropped the position embedding from block_size %lld to %lld\n", s_.init_from.c_str(),
-                        static_cast<long long>(file.block_size), static_cast<long long>(config.block_size));
+            std::printf("%s: cropped the position embedding from block_size %lld to %lld\n",
+                        s_.init_from.c_str(), static_cast<long long>(file.block_size),
+                        static_cast<long long>(config.block_size));
         }
         std::printf("%s: loaded %s\n", s_.init_from.c_str(), s_.weights.c_str());
         return model;
@@ -339,7 +362,8 @@ private:
 
     void resume() {
         checkpoint_.restore(model_, &optimizer_);
-        if (!checkpoint_.has_optimizer) throw std::runtime_error("resume: " + ckpt_path_ + " has no optimizer state");
+        if (!checkpoint_.has_optimizer)
+            throw std::runtime_error("resume: " + ckpt_path_ + " has no optimizer state");
         state_ = checkpoint_.training;
         data_rng_.set_state(state_.data_rng);
         checkpoint_ = {};  // free the copy of the weights
@@ -405,10 +429,12 @@ void Trainer::open_log(std::int64_t start_iter) {
 
 void Trainer::evaluate(std::int64_t iter) {
     const auto t0 = std::chrono::steady_clock::now();
-    nanogpt::Random eval_rng(nanogpt::splitmix64(s_.seed ^ nanogpt::splitmix64(static_cast<std::uint64_t>(iter))));
+    nanogpt::Random eval_rng(
+        nanogpt::splitmix64(s_.seed ^ nanogpt::splitmix64(static_cast<std::uint64_t>(iter))));
     const double train_loss = estimate_loss(model_, train_, s_, eval_rng);
     const double val_loss = estimate_loss(model_, val_, s_, eval_rng);
-    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     char line[160];
     std::snprintf(line, sizeof line, "step %lld: train loss %.4f, val loss %.4f (eval %.1f s)",
                   static_cast<long long>(iter), train_loss, val_loss, ms / 1000);
@@ -430,13 +456,15 @@ double Trainer::step(double lr) {
     model_.zero_grad();
     double total = 0.0;
     for (std::int64_t micro = 0; micro < s_.grad_accum; ++micro) {
-        const nanogpt::Batch batch = nanogpt::get_batch(train_.tokens(), s_.batch_size, s_.model.block_size, data_rng_);
+        const nanogpt::Batch batch =
+            nanogpt::get_batch(train_.tokens(), s_.batch_size, s_.model.block_size, data_rng_);
         auto [logits, loss] = model_.forward(batch.x, batch.y);
         const double value = loss.item();
         if (!std::isfinite(value)) return value;
         total += value;
         // The gradient of the mean over all micro-batches: each contributes 1/steps of its own.
-        if (s_.grad_accum > 1) loss = nanogpt::scale(loss, 1.0f / static_cast<float>(s_.grad_accum));
+        if (s_.grad_accum > 1)
+            loss = nanogpt::scale(loss, 1.0f / static_cast<float>(s_.grad_accum));
         loss.backward();
     }
     const double norm = nanogpt::clip_grad_norm(model_.parameters(), s_.grad_clip);
@@ -451,27 +479,31 @@ void Trainer::report_step(std::int64_t iter, double loss, double lr, double ms) 
     const double tokens_per_s = tokens / (ms / 1000);
     const double mfu = flops_per_token(model_) * tokens / (ms / 1000) / (s_.peak_gflops * 1e9);
     const std::int64_t done = iter + 1;
-    if (done % s_.log_interval == 0) log({"train", done, loss, std::nan(""), lr, ms, tokens_per_s, mfu});
+    if (done % s_.log_interval == 0)
+        log({"train", done, loss, std::nan(""), lr, ms, tokens_per_s, mfu});
     char line[256];
     if (terminal_) {
         const auto now = std::chrono::steady_clock::now();
         if (now - last_draw_ < std::chrono::milliseconds(100) && done < s_.max_iters) return;
         last_draw_ = now;
         const int width = 24;
-        const auto filled = static_cast<int>(width * done / std::max<std::int64_t>(s_.max_iters, 1));
+        const auto filled =
+            static_cast<int>(width * done / std::max<std::int64_t>(s_.max_iters, 1));
         const std::string bar = std::string(static_cast<std::size_t>(filled), '#') +
                                 std::string(static_cast<std::size_t>(width - filled), '.');
-        std::snprintf(line, sizeof line,
-                      "\r[%s] %lld/%lld loss %.4f lr %.2e %.1f ms/it %.1fk tok/s mfu %.1f%% eta %s\x1b[K",
-                      bar.c_str(), static_cast<long long>(done), static_cast<long long>(s_.max_iters), loss, lr,
-                      ema_ms_, tokens_per_s / 1000, 100 * mfu,
-                      duration_text(static_cast<double>(s_.max_iters - done) * ema_ms_ / 1000).c_str());
+        std::snprintf(
+            line, sizeof line,
+            "\r[%s] %lld/%lld loss %.4f lr %.2e %.1f ms/it %.1fk tok/s mfu %.1f%% eta %s\x1b[K",
+            bar.c_str(), static_cast<long long>(done), static_cast<long long>(s_.max_iters), loss,
+            lr, ema_ms_, tokens_per_s / 1000, 100 * mfu,
+            duration_text(static_cast<double>(s_.max_iters - done) * ema_ms_ / 1000).c_str());
         std::fputs(line, stdout);
         std::fflush(stdout);
     } else if (done % s_.log_interval == 0) {
-        std::snprintf(line, sizeof line, "step %lld/%lld: loss %.4f, lr %.2e, %.1f ms/it, %.1fk tok/s, mfu %.2f%%",
-                      static_cast<long long>(done), static_cast<long long>(s_.max_iters), loss, lr, ms,
-                      tokens_per_s / 1000, 100 * mfu);
+        std::snprintf(line, sizeof line,
+                      "step %lld/%lld: loss %.4f, lr %.2e, %.1f ms/it, %.1fk tok/s, mfu %.2f%%",
+                      static_cast<long long>(done), static_cast<long long>(s_.max_iters), loss, lr,
+                      ms, tokens_per_s / 1000, 100 * mfu);
         print_line(line);
     }
 }
@@ -479,16 +511,21 @@ void Trainer::report_step(std::int64_t iter, double loss, double lr, double ms) 
 int Trainer::run() {
     std::filesystem::create_directories(s_.out_dir);
     const std::string config_text = config_.to_text();
-    nanogpt::detail::write_bytes_atomically(s_.out_dir + "/config.txt", config_text.data(), config_text.size());
-    std::printf("configuration (saved to %s/config.txt):\n%s", s_.out_dir.c_str(), config_text.c_str());
-    std::printf("data: %s: train %lld tokens, val %lld tokens, vocab_size %lld (%s)\n", s_.data_dir.c_str(),
-                static_cast<long long>(train_.size()), static_cast<long long>(val_.size()),
-                static_cast<long long>(meta_.vocab_size), train_.memory_mapped() ? "memory-mapped" : "in memory");
+    nanogpt::detail::write_bytes_atomically(s_.out_dir + "/config.txt", config_text.data(),
+                                            config_text.size());
+    std::printf("configuration (saved to %s/config.txt):\n%s", s_.out_dir.c_str(),
+                config_text.c_str());
+    std::printf("data: %s: train %lld tokens, val %lld tokens, vocab_size %lld (%s)\n",
+                s_.data_dir.c_str(), static_cast<long long>(train_.size()),
+                static_cast<long long>(val_.size()), static_cast<long long>(meta_.vocab_size),
+                train_.memory_mapped() ? "memory-mapped" : "in memory");
     std::printf("model: %.2fM parameters, %d threads, %.0f tokens per step\n",
                 static_cast<double>(model_.num_parameters()) / 1e6, nanogpt::detail::max_threads(),
                 static_cast<double>(s_.batch_size * s_.model.block_size * s_.grad_accum));
     std::int64_t iter = state_.iter;
-    if (s_.init_from == "resume") std::printf("resuming from %s at step %lld\n", ckpt_path_.c_str(), static_cast<long long>(iter));
+    if (s_.init_from == "resume")
+        std::printf("resuming from %s at step %lld\n", ckpt_path_.c_str(),
+                    static_cast<long long>(iter));
     open_log(iter);
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
@@ -503,25 +540,31 @@ int Trainer::run() {
         if (!std::isfinite(loss)) {
             if (terminal_) std::fputs("\n", stdout);
             std::fflush(stdout);
-            std::fprintf(stderr, "error: training diverged at step %lld (the loss or the gradient norm is %f); "
-                         "stopping, the last good checkpoint stays in %s\n", static_cast<long long>(iter), loss,
-                         ckpt_path_.c_str());
+            std::fprintf(
+                stderr,
+                "error: training diverged at step %lld (the loss or the gradient norm is %f); "
+                "stopping, the last good checkpoint stays in %s\n",
+                static_cast<long long>(iter), loss, ckpt_path_.c_str());
             return 2;
         }
-        report_step(iter, loss, lr, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        report_step(iter, loss, lr,
+                    std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                        .count());
         ++iter;
         if (iter - first == stop_after_) g_stop_signal = SIGINT;
         if (g_stop_signal != 0) {
             save(iter);
-            print_line(std::string(g_stop_signal == SIGTERM ? "SIGTERM" : "interrupted") + " after step " +
-                       std::to_string(iter) + ": saved checkpoint to " + ckpt_path_ +
-                       "; continue with --init_from=resume");
+            print_line(std::string(g_stop_signal == SIGTERM ? "SIGTERM" : "interrupted") +
+                       " after step " + std::to_string(iter) + ": saved checkpoint to " +
+                       ckpt_path_ + "; continue with --init_from=resume");
             return 0;
         }
     }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("done: %lld steps in %s (%.1f s), best val loss %.4f\n", static_cast<long long>(iter - first),
-                duration_text(seconds).c_str(), seconds, state_.best_val_loss);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("done: %lld steps in %s (%.1f s), best val loss %.4f\n",
+                static_cast<long long>(iter - first), duration_text(seconds).c_str(), seconds,
+                state_.best_val_loss);
     return 0;
 }
 

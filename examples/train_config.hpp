@@ -78,19 +78,39 @@ struct Preset {
 /// nanoGPT's config/train_shakespeare_char.py, and its README's CPU recipe on top of it.
 inline const std::vector<Preset>& train_presets() {
     static const std::vector<Preset> presets = [] {
-        Preset shakespeare{"shakespeare_char", "nanoGPT's config/train_shakespeare_char.py (a GPU run)",
-                           {{"out_dir", "out-shakespeare-char"}, {"data_dir", "data/shakespeare_char"},
-                            {"eval_interval", "250"}, {"eval_iters", "200"}, {"log_interval", "10"},
-                            {"always_save_checkpoint", "false"}, {"gradient_accumulation_steps", "1"},
-                            {"batch_size", "64"}, {"block_size", "256"}, {"n_layer", "6"}, {"n_head", "6"},
-                            {"n_embd", "384"}, {"dropout", "0.2"}, {"learning_rate", "1e-3"},
-                            {"max_iters", "5000"}, {"lr_decay_iters", "5000"}, {"min_lr", "1e-4"},
-                            {"beta2", "0.99"}, {"warmup_iters", "100"}}};
+        Preset shakespeare{"shakespeare_char",
+                           "nanoGPT's config/train_shakespeare_char.py (a GPU run)",
+                           {{"out_dir", "out-shakespeare-char"},
+                            {"data_dir", "data/shakespeare_char"},
+                            {"eval_interval", "250"},
+                            {"eval_iters", "200"},
+                            {"log_interval", "10"},
+                            {"always_save_checkpoint", "false"},
+                            {"gradient_accumulation_steps", "1"},
+                            {"batch_size", "64"},
+                            {"block_size", "256"},
+                            {"n_layer", "6"},
+                            {"n_head", "6"},
+                            {"n_embd", "384"},
+                            {"dropout", "0.2"},
+                            {"learning_rate", "1e-3"},
+                            {"max_iters", "5000"},
+                            {"lr_decay_iters", "5000"},
+                            {"min_lr", "1e-4"},
+                            {"beta2", "0.99"},
+                            {"warmup_iters", "100"}}};
         Preset cpu{"cpu_small", "shakespeare_char with nanoGPT's CPU recipe (minutes on a laptop)",
                    shakespeare.values};
-        for (auto kv : {std::pair{"eval_iters", "20"}, {"log_interval", "1"}, {"block_size", "64"},
-                        {"batch_size", "12"}, {"n_layer", "4"}, {"n_head", "4"}, {"n_embd", "128"},
-                        {"max_iters", "2000"}, {"lr_decay_iters", "2000"}, {"dropout", "0.0"}}) {
+        for (auto kv : {std::pair{"eval_iters", "20"},
+                        {"log_interval", "1"},
+                        {"block_size", "64"},
+                        {"batch_size", "12"},
+                        {"n_layer", "4"},
+                        {"n_head", "4"},
+                        {"n_embd", "128"},
+                        {"max_iters", "2000"},
+                        {"lr_decay_iters", "2000"},
+                        {"dropout", "0.0"}}) {
             cpu.values.push_back(kv);  // later values win
         }
         return std::vector<Preset>{shakespeare, cpu};
@@ -114,13 +134,16 @@ public:
     /// Sets key from text; `where` ("file.txt:3", "--batch_size") prefixes any error.
     void set(const std::string& key, std::string value, const std::string& where) {
         const ConfigKey* k = find(key);
-        if (k == nullptr) throw std::invalid_argument(where + ": unknown config key '" + key + "' (see --help)");
+        if (k == nullptr)
+            throw std::invalid_argument(where + ": unknown config key '" + key + "' (see --help)");
         auto bad = [&](const char* what) {
-            throw std::invalid_argument(where + ": key '" + key + "': '" + value + "' is not " + what);
+            throw std::invalid_argument(where + ": key '" + key + "': '" + value + "' is not " +
+                                        what);
         };
         if (k->type == KeyType::text) {
             // Quotes are optional, so nanoGPT-style lines (out_dir = 'out') work too.
-            if (value.size() >= 2 && (value.front() == '\'' || value.front() == '"') && value.back() == value.front()) {
+            if (value.size() >= 2 && (value.front() == '\'' || value.front() == '"') &&
+                value.back() == value.front()) {
                 value = value.substr(1, value.size() - 2);
             }
         } else if (k->type == KeyType::integer) {
@@ -153,7 +176,8 @@ public:
     }
 
     void apply_preset(const Preset& preset) {
-        for (const auto& [key, value] : preset.values) set(key, value, std::string("preset ") + preset.name);
+        for (const auto& [key, value] : preset.values)
+            set(key, value, std::string("preset ") + preset.name);
     }
 
     /// Applies every `key = value` line of a config file; errors name file:line.
@@ -189,7 +213,8 @@ public:
     static std::string markdown_table() {
         std::string s = "| key | default | meaning |\n|---|---|---|\n";
         for (const ConfigKey& k : kTrainKeys) {
-            const std::string value = *k.default_value != '\0' ? std::string("`") + k.default_value + "`" : "(empty)";
+            const std::string value =
+                *k.default_value != '\0' ? std::string("`") + k.default_value + "`" : "(empty)";
             s += std::string("| `") + k.key + "` | " + value + " | " + k.help + " |\n";
         }
         return s;

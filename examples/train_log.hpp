@@ -20,7 +20,8 @@ namespace examples {
 struct LogRow {
     std::string kind;
     std::int64_t step = 0;
-    double train_loss = 0, val_loss = std::numeric_limits<double>::quiet_NaN(), lr = 0, ms = 0, tokens_per_s = 0, mfu = 0;
+    double train_loss = 0, val_loss = std::numeric_limits<double>::quiet_NaN(), lr = 0, ms = 0,
+           tokens_per_s = 0, mfu = 0;
 };
 
 inline constexpr const char* kLogHeader = "kind,step,train_loss,val_loss,lr,ms,tokens_per_s,mfu\n";
@@ -36,8 +37,9 @@ inline std::string to_csv(const LogRow& r) {
     const bool eval = r.kind == "eval";
     const double nan = std::numeric_limits<double>::quiet_NaN();
     return r.kind + "," + std::to_string(r.step) + "," + format_number(r.train_loss) + "," +
-           format_number(eval ? r.val_loss : nan) + "," + format_number(r.lr) + "," + format_number(r.ms) + "," +
-           format_number(eval ? nan : r.tokens_per_s) + "," + format_number(eval ? nan : r.mfu) + "\n";
+           format_number(eval ? r.val_loss : nan) + "," + format_number(r.lr) + "," +
+           format_number(r.ms) + "," + format_number(eval ? nan : r.tokens_per_s) + "," +
+           format_number(eval ? nan : r.mfu) + "\n";
 }
 
 /// Rows of an existing log.csv (a resumed run keeps the history before its checkpoint).
@@ -58,9 +60,10 @@ inline std::vector<LogRow> read_log(const std::string& path) {
                 return std::numeric_limits<double>::quiet_NaN();
             }
         };
-        if ((f[0] != "train" && f[0] != "eval") || !std::isfinite(number(f[1]))) continue;  // not ours
-        rows.push_back({f[0], static_cast<std::int64_t>(number(f[1])), number(f[2]), number(f[3]), number(f[4]),
-                        number(f[5]), number(f[6]), number(f[7])});
+        if ((f[0] != "train" && f[0] != "eval") || !std::isfinite(number(f[1])))
+            continue;  // not ours
+        rows.push_back({f[0], static_cast<std::int64_t>(number(f[1])), number(f[2]), number(f[3]),
+                        number(f[4]), number(f[5]), number(f[6]), number(f[7])});
     }
     return rows;
 }
@@ -77,7 +80,8 @@ inline std::vector<double> nice_ticks(double lo, double hi, int target = 6) {
         if (step >= raw) break;
     }
     std::vector<double> ticks;
-    for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push_back(t);
+    for (double t = std::ceil(lo / step) * step; t <= hi + step * 1e-9; t += step)
+        ticks.push_back(t);
     return ticks;
 }
 
@@ -101,26 +105,31 @@ inline std::string loss_svg(const std::vector<LogRow>& rows, std::int64_t max_it
     auto py = [&](double loss) { return top + (H - top - bottom) * (y_hi - loss) / (y_hi - y_lo); };
     auto num = [](double x) { return format_number(x, "%.1f"); };
 
-    std::string s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" +
-                    num(W) + "\" height=\"" + num(H) + "\" viewBox=\"0 0 " + num(W) + " " + num(H) +
-                    "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+    std::string s =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" "
+        "width=\"" +
+        num(W) + "\" height=\"" + num(H) + "\" viewBox=\"0 0 " + num(W) + " " + num(H) +
+        "\" font-family=\"sans-serif\" font-size=\"12\">\n";
     s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-    s += "<text x=\"" + num(W / 2) + "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">training loss</text>\n";
+    s += "<text x=\"" + num(W / 2) +
+         "\" y=\"22\" text-anchor=\"middle\" font-size=\"15\">training loss</text>\n";
     for (double t : nice_ticks(0, x_max)) {
-        s += "<line x1=\"" + num(px(t)) + "\" y1=\"" + num(top) + "\" x2=\"" + num(px(t)) + "\" y2=\"" +
-             num(H - bottom + 5) + "\" stroke=\"#e5e5e5\"/>\n";
-        s += "<text x=\"" + num(px(t)) + "\" y=\"" + num(H - bottom + 19) + "\" text-anchor=\"middle\">" +
-             format_number(t) + "</text>\n";
+        s += "<line x1=\"" + num(px(t)) + "\" y1=\"" + num(top) + "\" x2=\"" + num(px(t)) +
+             "\" y2=\"" + num(H - bottom + 5) + "\" stroke=\"#e5e5e5\"/>\n";
+        s += "<text x=\"" + num(px(t)) + "\" y=\"" + num(H - bottom + 19) +
+             "\" text-anchor=\"middle\">" + format_number(t) + "</text>\n";
     }
     for (double t : nice_ticks(y_lo, y_hi)) {
-        s += "<line x1=\"" + num(left - 5) + "\" y1=\"" + num(py(t)) + "\" x2=\"" + num(W - right) + "\" y2=\"" +
-             num(py(t)) + "\" stroke=\"#e5e5e5\"/>\n";
+        s += "<line x1=\"" + num(left - 5) + "\" y1=\"" + num(py(t)) + "\" x2=\"" + num(W - right) +
+             "\" y2=\"" + num(py(t)) + "\" stroke=\"#e5e5e5\"/>\n";
         s += "<text x=\"" + num(left - 8) + "\" y=\"" + num(py(t) + 4) + "\" text-anchor=\"end\">" +
              format_number(t) + "</text>\n";
     }
-    s += "<polyline fill=\"none\" stroke=\"black\" points=\"" + num(left) + "," + num(top) + " " + num(left) + "," +
-         num(H - bottom) + " " + num(W - right) + "," + num(H - bottom) + "\"/>\n";
-    s += "<text x=\"" + num((left + W - right) / 2) + "\" y=\"" + num(H - 14) + "\" text-anchor=\"middle\">step</text>\n";
+    s += "<polyline fill=\"none\" stroke=\"black\" points=\"" + num(left) + "," + num(top) + " " +
+         num(left) + "," + num(H - bottom) + " " + num(W - right) + "," + num(H - bottom) +
+         "\"/>\n";
+    s += "<text x=\"" + num((left + W - right) / 2) + "\" y=\"" + num(H - 14) +
+         "\" text-anchor=\"middle\">step</text>\n";
     s += "<text transform=\"translate(18," + num((top + H - bottom) / 2) +
          ") rotate(-90)\" text-anchor=\"middle\">loss</text>\n";
 
@@ -142,14 +151,17 @@ inline std::string loss_svg(const std::vector<LogRow>& rows, std::int64_t max_it
             const std::string x_text = num(px(static_cast<double>(r.step))), y_text = num(py(y));
             points += x_text + "," + y_text + " ";
             if (c.markers) {
-                markers += "<circle cx=\"" + x_text + "\" cy=\"" + y_text + "\" r=\"3\" fill=\"" + c.color + "\"/>\n";
+                markers += "<circle cx=\"" + x_text + "\" cy=\"" + y_text + "\" r=\"3\" fill=\"" +
+                           c.color + "\"/>\n";
             }
         }
-        s += "<polyline fill=\"none\" stroke=\"" + std::string(c.color) + "\" stroke-width=\"" + num(c.width) +
-             "\" points=\"" + points + "\"/>\n" + markers;
-        s += "<line x1=\"" + num(W - right - 190) + "\" y1=\"" + num(legend_y) + "\" x2=\"" + num(W - right - 166) +
-             "\" y2=\"" + num(legend_y) + "\" stroke=\"" + c.color + "\" stroke-width=\"3\"/>\n";
-        s += "<text x=\"" + num(W - right - 160) + "\" y=\"" + num(legend_y + 4) + "\">" + c.name + "</text>\n";
+        s += "<polyline fill=\"none\" stroke=\"" + std::string(c.color) + "\" stroke-width=\"" +
+             num(c.width) + "\" points=\"" + points + "\"/>\n" + markers;
+        s += "<line x1=\"" + num(W - right - 190) + "\" y1=\"" + num(legend_y) + "\" x2=\"" +
+             num(W - right - 166) + "\" y2=\"" + num(legend_y) + "\" stroke=\"" + c.color +
+             "\" stroke-width=\"3\"/>\n";
+        s += "<text x=\"" + num(W - right - 160) + "\" y=\"" + num(legend_y + 4) + "\">" + c.name +
+             "</text>\n";
         legend_y += 18;
     }
     return s + "</svg>\n";

@@ -71,22 +71,26 @@ Options parse_options(examples::Args& args) {
     o.log_interval = args.get_int("log_interval", 10);
     o.sample_tokens = args.get_int("sample_tokens", 500);
     args.reject_unknown();
-    for (auto [name, value] : {std::pair{"batch_size", o.batch_size}, {"eval_interval", o.eval_interval},
-                               {"eval_iters", o.eval_iters}, {"log_interval", o.log_interval}}) {
-        if (value < 1) throw std::invalid_argument(std::string("option --") + name + " must be >= 1");
+    for (auto [name, value] : {std::pair{"batch_size", o.batch_size},
+                               {"eval_interval", o.eval_interval},
+                               {"eval_iters", o.eval_iters},
+                               {"log_interval", o.log_interval}}) {
+        if (value < 1)
+            throw std::invalid_argument(std::string("option --") + name + " must be >= 1");
     }
     if (o.max_iters < 0) throw std::invalid_argument("option --max_iters must be >= 0");
     return o;
 }
 
 /// Mean loss over eval_iters random batches of one split, in eval mode and without a graph.
-double estimate_loss(nanogpt::GPT<float>& model, const std::vector<std::int32_t>& split, const Options& o,
-                     nanogpt::Random& rng) {
+double estimate_loss(nanogpt::GPT<float>& model, const std::vector<std::int32_t>& split,
+                     const Options& o, nanogpt::Random& rng) {
     nanogpt::NoGradGuard no_grad;
     model.eval();
     double total = 0.0;
     for (std::int64_t k = 0; k < o.eval_iters; ++k) {
-        const nanogpt::Batch batch = nanogpt::get_batch(split, o.batch_size, o.model.block_size, rng);
+        const nanogpt::Batch batch =
+            nanogpt::get_batch(split, o.batch_size, o.model.block_size, rng);
         total += model.forward(batch.x, batch.y).loss.item();
     }
     model.train();
@@ -104,17 +108,19 @@ int run(const Options& o) {
     const std::string text = nanogpt::read_text_file(o.data);
     const auto tokenizer = nanogpt::CharTokenizer::from_text(text);
     const auto split = nanogpt::split_train_val(tokenizer.encode(text), 0.9);
-    std::printf("data: %s, %zu characters, vocabulary %d, train %zu / val %zu tokens\n", o.data.c_str(), text.size(),
-                tokenizer.vocab_size(), split.train.size(), split.val.size());
+    std::printf("data: %s, %zu characters, vocabulary %d, train %zu / val %zu tokens\n",
+                o.data.c_str(), text.size(), tokenizer.vocab_size(), split.train.size(),
+                split.val.size());
 
     nanogpt::GPTConfig config = o.model;
     config.vocab_size = tokenizer.vocab_size();
     nanogpt::GPT<float> model(config, o.seed);
     nanogpt::AdamW<float> optimizer(model.parameters(), o.adamw);
-    std::printf("model: %lld layers, %lld heads, n_embd %lld, block %lld, %.2fM parameters, %d threads\n",
-                static_cast<long long>(config.n_layer), static_cast<long long>(config.n_head),
-                static_cast<long long>(config.n_embd), static_cast<long long>(config.block_size),
-                static_cast<double>(model.num_parameters()) / 1e6, nanogpt::detail::max_threads());
+    std::printf(
+        "model: %lld layers, %lld heads, n_embd %lld, block %lld, %.2fM parameters, %d threads\n",
+        static_cast<long long>(config.n_layer), static_cast<long long>(config.n_head),
+        static_cast<long long>(config.n_embd), static_cast<long long>(config.block_size),
+        static_cast<double>(model.num_parameters()) / 1e6, nanogpt::detail::max_threads());
     std::filesystem::create_directories(o.out_dir);
     const std::string ckpt_path = o.out_dir + "/ckpt.bin";
 
@@ -125,12 +131,14 @@ int run(const Options& o) {
     const auto start = std::chrono::steady_clock::now();
     for (std::int64_t iter = 0; iter <= o.max_iters; ++iter) {
         if (iter % o.eval_interval == 0 || iter == o.max_iters) {
-            nanogpt::Random eval_rng(nanogpt::splitmix64(o.seed ^ static_cast<std::uint64_t>(iter)));
+            nanogpt::Random eval_rng(
+                nanogpt::splitmix64(o.seed ^ static_cast<std::uint64_t>(iter)));
             const double train_loss = estimate_loss(model, split.train, o, eval_rng);
             const double val_loss = estimate_loss(model, split.val, o, eval_rng);
-            std::printf("step %lld: train loss %.4f, val loss %.4f\n", static_cast<long long>(iter), train_loss,
-                        val_loss);
-            // Keep the best model by val loss, as nanoGPT does; the final step always leaves a checkpoint.
+            std::printf("step %lld: train loss %.4f, val loss %.4f\n", static_cast<long long>(iter),
+                        train_loss, val_loss);
+            // Keep the best model by val loss, as nanoGPT does; the final step always leaves a
+            // checkpoint.
             if ((val_loss < state.best_val_loss && iter > 0) || (iter == o.max_iters && !saved)) {
                 state.best_val_loss = std::min(state.best_val_loss, val_loss);
                 state.iter = iter;
@@ -143,36 +151,44 @@ int run(const Options& o) {
         if (iter == o.max_iters) break;
         const auto t0 = std::chrono::steady_clock::now();
         const double lr = o.schedule.at(iter);
-        const nanogpt::Batch batch = nanogpt::get_batch(split.train, o.batch_size, config.block_size, data_rng);
+        const nanogpt::Batch batch =
+            nanogpt::get_batch(split.train, o.batch_size, config.block_size, data_rng);
         auto [logits, loss] = model.forward(batch.x, batch.y);
         const double loss_value = loss.item();
         if (!std::isfinite(loss_value)) {
-            std::fprintf(stderr, "error: loss is %f at step %lld; stopping (last good checkpoint kept at %s)\n",
-                         loss_value, static_cast<long long>(iter), ckpt_path.c_str());
+            std::fprintf(
+                stderr,
+                "error: loss is %f at step %lld; stopping (last good checkpoint kept at %s)\n",
+                loss_value, static_cast<long long>(iter), ckpt_path.c_str());
             return 1;
         }
         model.zero_grad();
         loss.backward();
         nanogpt::clip_grad_norm(model.parameters(), o.grad_clip);
         optimizer.step(lr);
-        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
         if (iter % o.log_interval == 0) {
-            std::printf("iter %lld: loss %.4f, lr %.2e, %.1f ms/iter, %.0f tokens/s\n", static_cast<long long>(iter),
-                        loss_value, lr, ms, tokens_per_iter / (ms / 1000.0));
+            std::printf("iter %lld: loss %.4f, lr %.2e, %.1f ms/iter, %.0f tokens/s\n",
+                        static_cast<long long>(iter), loss_value, lr, ms,
+                        tokens_per_iter / (ms / 1000.0));
             std::fflush(stdout);
         }
     }
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("done: %lld iterations in %.1f s, best val loss %.4f\n", static_cast<long long>(o.max_iters), seconds,
-                state.best_val_loss);
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("done: %lld iterations in %.1f s, best val loss %.4f\n",
+                static_cast<long long>(o.max_iters), seconds, state.best_val_loss);
     if (o.sample_tokens > 0) {
         nanogpt::Random sample_rng(o.seed);
         nanogpt::SamplingOptions sampling;
         sampling.temperature = 0.8;
         sampling.top_k = 200;
         std::printf("---- sample ----\n");
-        model.generate(tokenizer.encode("\n"), o.sample_tokens, sampling, sample_rng,
-                       [&](std::int32_t id) { std::cout << tokenizer.decode_one(id) << std::flush; });
+        model.generate(
+            tokenizer.encode("\n"), o.sample_tokens, sampling, sample_rng,
+            [&](std::int32_t id) { std::cout << tokenizer.decode_one(id) << std::flush; });
         std::printf("\n----------------\n");
     }
     return 0;
@@ -181,15 +197,6 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        examples::Args args(argc, argv);
-        if (args.help()) {
-            std::cout << kHelp;
-            return 0;
-        }
-        return run(parse_options(args));
-    } catch (const std::exception& e) {
-        std::cerr << "error: " << e.what() << "\n";
-        return 1;
-    }
+    return examples::run_main(argc, argv, kHelp,
+                              [](examples::Args& args) { return run(parse_options(args)); });
 }

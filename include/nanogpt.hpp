@@ -14,26 +14,26 @@
 //     optimizer.step(learning_rate);
 #pragma once
 
-#include <nanogpt/detail/random.hpp>   // Random: the one seedable generator (xoshiro256**)
-#include <nanogpt/tape.hpp>            // Tape: reverse-mode autograd nodes, graph memory, NoGradGuard
-#include <nanogpt/tensor.hpp>          // Shape, Tensor<T>: contiguous storage, grad, ownership rules
-#include <nanogpt/ops/elementwise.hpp> // add (broadcast), mul, scale, gelu, dropout, sum
-#include <nanogpt/ops/matmul.hpp>      // matmul (batched, transposed forms), linear
-#include <nanogpt/ops/shape.hpp>       // transpose, slice_last (split and merge heads)
-#include <nanogpt/ops/norm.hpp>        // layernorm
-#include <nanogpt/ops/attention.hpp>   // softmax (optionally causal), fused causal_self_attention
-#include <nanogpt/ops/embedding.hpp>   // embedding lookup with scatter-add backward
-#include <nanogpt/ops/loss.hpp>        // cross_entropy fused with softmax, ignore index -1
-#include <nanogpt/parameters.hpp>      // Parameters: one buffer for weights, one for gradients
-#include <nanogpt/layers.hpp>          // Linear, Embedding, LayerNorm, CausalSelfAttention, MLP, Block
-#include <nanogpt/config.hpp>          // GPTConfig: validation and presets
-#include <nanogpt/sampling.hpp>        // temperature, top-k, top-p sampling of one logits row
-#include <nanogpt/kv_cache.hpp>        // KVCache: generation that reuses cached keys and values
-#include <nanogpt/model.hpp>           // GPT: forward, generate
-#include <nanogpt/optim.hpp>           // AdamW, clip_grad_norm, LRSchedule
-#include <nanogpt/tokenizer.hpp>       // CharTokenizer: characters <-> ids
-#include <nanogpt/bpe_tokenizer.hpp>   // GPT2Tokenizer: GPT-2's byte-level BPE (encoder.json + vocab.bpe)
-#include <nanogpt/data.hpp>            // text files, train/val split, random batches
-#include <nanogpt/token_file.hpp>      // train.bin/val.bin (uint16, memory-mapped) and meta.txt
-#include <nanogpt/checkpoint.hpp>      // save/load model + optimizer + tokenizer, atomically
-#include <nanogpt/safetensors.hpp>     // GPT-2 weights: safetensors files in Hugging Face's layout
+#include <nanogpt/detail/random.hpp>  // Random: the one seedable generator (xoshiro256**)
+#include <nanogpt/tape.hpp>    // Tape: reverse-mode autograd nodes, graph memory, NoGradGuard
+#include <nanogpt/tensor.hpp>  // Shape, Tensor<T>: contiguous storage, grad, ownership rules
+#include <nanogpt/ops/elementwise.hpp>  // add (broadcast), mul, scale, gelu, dropout, sum
+#include <nanogpt/ops/matmul.hpp>       // matmul (batched, transposed forms), linear
+#include <nanogpt/ops/shape.hpp>        // transpose, slice_last (split and merge heads)
+#include <nanogpt/ops/norm.hpp>         // layernorm
+#include <nanogpt/ops/attention.hpp>    // softmax (optionally causal), fused causal_self_attention
+#include <nanogpt/ops/embedding.hpp>    // embedding lookup with scatter-add backward
+#include <nanogpt/ops/loss.hpp>         // cross_entropy fused with softmax, ignore index -1
+#include <nanogpt/parameters.hpp>       // Parameters: one buffer for weights, one for gradients
+#include <nanogpt/layers.hpp>     // Linear, Embedding, LayerNorm, CausalSelfAttention, MLP, Block
+#include <nanogpt/config.hpp>     // GPTConfig: validation and presets
+#include <nanogpt/sampling.hpp>   // temperature, top-k, top-p sampling of one logits row
+#include <nanogpt/kv_cache.hpp>   // KVCache: generation that reuses cached keys and values
+#include <nanogpt/model.hpp>      // GPT: forward, generate
+#include <nanogpt/optim.hpp>      // AdamW, clip_grad_norm, LRSchedule
+#include <nanogpt/tokenizer.hpp>  // CharTokenizer: characters <-> ids
+#include <nanogpt/bpe_tokenizer.hpp>  // GPT2Tokenizer: GPT-2's byte-level BPE (encoder.json + vocab.bpe)
+#include <nanogpt/data.hpp>           // text files, train/val split, random batches
+#include <nanogpt/token_file.hpp>   // train.bin/val.bin (uint16, memory-mapped) and meta.txt
+#include <nanogpt/checkpoint.hpp>   // save/load model + optimizer + tokenizer, atomically
+#include <nanogpt/safetensors.hpp>  // GPT-2 weights: safetensors files in Hugging Face's layout

@@ -135,7 +135,8 @@ TEST_CASE("checkpoint: bad files are rejected with a clear error") {
                           Catch::Contains("cannot open"));
     }
     SECTION("truncated") {
-        write_bytes(bad, std::vector<char>(good.begin(), good.begin() + static_cast<long>(good.size() / 2)));
+        write_bytes(bad, std::vector<char>(good.begin(),
+                                           good.begin() + static_cast<long>(good.size() / 2)));
         CHECK_THROWS_WITH(load_checkpoint<float>(bad), Catch::Contains("truncated"));
     }
     SECTION("too short to be a checkpoint") {
@@ -161,7 +162,8 @@ TEST_CASE("checkpoint: bad files are rejected with a clear error") {
         CHECK_THROWS_WITH(load_checkpoint<float>(bad), Catch::Contains("format version 99"));
     }
     SECTION("a float checkpoint loaded as double") {
-        CHECK_THROWS_WITH(load_checkpoint<double>(path), Catch::Contains("4-byte elements, expected 8"));
+        CHECK_THROWS_WITH(load_checkpoint<double>(path),
+                          Catch::Contains("4-byte elements, expected 8"));
     }
     SECTION("restoring into a model of another shape") {
         GPTConfig other = run.config;
@@ -183,7 +185,8 @@ TEST_CASE("checkpoint: bad files are rejected with a clear error") {
             detail::fnv1a(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size() - 8);
         std::memcpy(bytes.data() + bytes.size() - 8, &hash, sizeof hash);
         write_bytes(bad, bytes);
-        CHECK_THROWS_WITH(load_checkpoint<float>(bad), Catch::Contains("not divisible by n_head = 3"));
+        CHECK_THROWS_WITH(load_checkpoint<float>(bad),
+                          Catch::Contains("not divisible by n_head = 3"));
     }
     std::remove(bad.c_str());
     std::remove(path.c_str());

@@ -48,7 +48,8 @@ TEST_CASE("generation: cached logits match the forward pass at every position") 
     double worst = 0;
     std::int64_t fed = 0;
     for (std::int64_t chunk : {4, 1, 1, 1, 1, 1}) {
-        cache.forward(tokens.data() + fed, chunk, model.wte(), model.wpe(), model.blocks(), model.ln_f(), logits.data());
+        cache.forward(tokens.data() + fed, chunk, model.wte(), model.wpe(), model.blocks(),
+                      model.ln_f(), logits.data());
         fed += chunk;
         for (std::int64_t v = 0; v < V; ++v) {
             worst = std::max(worst, double(std::fabs(logits[v] - full[(fed - 1) * V + v])));

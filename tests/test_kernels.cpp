@@ -23,7 +23,8 @@ std::vector<float> random_floats(std::int64_t n, std::uint64_t seed) {
 
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
     double worst = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::fabs(double(a[i]) - double(b[i])));
+    for (std::size_t i = 0; i < a.size(); ++i)
+        worst = std::max(worst, std::fabs(double(a[i]) - double(b[i])));
     return worst;
 }
 
@@ -32,9 +33,11 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 TEST_CASE("kernels: fast attention matches the reference loops") {
     for (double dropout : {0.0, 0.3}) {
         const kernels::AttentionDims d{2, 13, 24, 3, dropout, 99};  // odd T, hs = 8
-        const std::int64_t qkv_n = d.B * d.T * 3 * d.C, out_n = d.B * d.T * d.C, att_n = d.B * d.NH * d.T * d.T;
+        const std::int64_t qkv_n = d.B * d.T * 3 * d.C, out_n = d.B * d.T * d.C,
+                           att_n = d.B * d.NH * d.T * d.T;
         const auto qkv = random_floats(qkv_n, 1), dout = random_floats(out_n, 2);
-        std::vector<float> out_ref(out_n), out_fast(out_n), att_ref(att_n), att_fast(att_n), dropped(att_n);
+        std::vector<float> out_ref(out_n), out_fast(out_n), att_ref(att_n), att_fast(att_n),
+            dropped(att_n);
         kernels::attention_forward_reference(out_ref.data(), att_ref.data(), qkv.data(), d);
         kernels::attention_forward(out_fast.data(), att_fast.data(), dropped.data(), qkv.data(), d);
         INFO("dropout " << dropout);
@@ -43,10 +46,10 @@ TEST_CASE("kernels: fast attention matches the reference loops") {
 
         std::vector<float> dqkv_ref(qkv_n, 0.5f), dqkv_fast(qkv_n, 0.5f);  // backward accumulates
         std::vector<float> scratch_ref(d.B * d.NH * d.T), scratch_fast(2 * att_n);
-        kernels::attention_backward_reference(dqkv_ref.data(), scratch_ref.data(), dout.data(), qkv.data(),
-                                              att_ref.data(), d);
-        kernels::attention_backward(dqkv_fast.data(), scratch_fast.data(), dout.data(), qkv.data(), att_fast.data(),
-                                    d);
+        kernels::attention_backward_reference(dqkv_ref.data(), scratch_ref.data(), dout.data(),
+                                              qkv.data(), att_ref.data(), d);
+        kernels::attention_backward(dqkv_fast.data(), scratch_fast.data(), dout.data(), qkv.data(),
+                                    att_fast.data(), d);
         CHECK(max_abs_diff(dqkv_ref, dqkv_fast) < 1e-5);
     }
 }

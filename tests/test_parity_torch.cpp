@@ -53,8 +53,10 @@ bool torch_available() {
         WARN("skipped: " << kPython << " not found (Debian: apt-get install python3-torch)");
         return false;
     }
-    if (std::system((std::string(kPython) + " -c \"import torch\" > /dev/null 2>&1").c_str()) != 0) {
-        WARN("skipped: " << kPython << " cannot import torch (Debian: apt-get install python3-torch)");
+    if (std::system((std::string(kPython) + " -c \"import torch\" > /dev/null 2>&1").c_str()) !=
+        0) {
+        WARN("skipped: " << kPython
+                         << " cannot import torch (Debian: apt-get install python3-torch)");
         return false;
     }
     return true;
@@ -69,11 +71,13 @@ void check_parity(const GPTConfig& config, const std::string& tag) {
     const std::string inputs = (dir.path / "inputs.safetensors").string();
     const std::string output = (dir.path / "reference.safetensors").string();
 
-    // Random weights everywhere (layernorm gains and biases too), so no gradient is trivially 1 or 0.
+    // Random weights everywhere (layernorm gains and biases too), so no gradient is trivially 1 or
+    // 0.
     GPT<float> source(config, 11);
     Random rng(5);
     Parameters<float>& p = source.parameters();
-    for (std::int64_t k = 0; k < p.size(); ++k) p.data()[k] += static_cast<float>(0.05 * rng.normal());
+    for (std::int64_t k = 0; k < p.size(); ++k)
+        p.data()[k] += static_cast<float>(0.05 * rng.normal());
     save_gpt2_safetensors(source, weights);
 
     const std::int64_t B = 3, T = config.block_size - 5;  // shorter than the block: wpe rows unused
@@ -90,8 +94,9 @@ void check_parity(const GPTConfig& config, const std::string& tag) {
     in.add("targets", {B, T}, targets_f.data());
     in.write(inputs);
 
-    const std::string command = "OMP_NUM_THREADS=1 " + std::string(kPython) + " \"" + script.string() + "\" \"" +
-                                weights + "\" \"" + inputs + "\" \"" + output + "\"";
+    const std::string command = "OMP_NUM_THREADS=1 " + std::string(kPython) + " \"" +
+                                script.string() + "\" \"" + weights + "\" \"" + inputs + "\" \"" +
+                                output + "\"";
     INFO(command);
     REQUIRE(std::system(command.c_str()) == 0);
     const SafetensorsFile ref = SafetensorsFile::read(output);
@@ -109,7 +114,8 @@ void check_parity(const GPTConfig& config, const std::string& tag) {
     const double logits_err = relative_error(logits.data(), ref.to_float(*ref.find("logits")));
     const std::vector<float> ref_loss = ref.to_float(*ref.find("loss"));
     REQUIRE(ref_loss.size() == 1);
-    const double loss_err = std::fabs(static_cast<double>(loss) - ref_loss[0]) / std::fabs(ref_loss[0]);
+    const double loss_err =
+        std::fabs(static_cast<double>(loss) - ref_loss[0]) / std::fabs(ref_loss[0]);
     double grad_err = 0.0;
     std::string worst;
     for (const ParameterInfo& info : model.parameters().infos()) {
@@ -117,15 +123,16 @@ void check_parity(const GPTConfig& config, const std::string& tag) {
         INFO("gradient of " << info.name);
         REQUIRE(g != nullptr);
         REQUIRE(shape_string(g->shape) == info.shape.to_string());  // our [out, in] layout
-        const double err = relative_error(model.parameters().grad() + info.offset, ref.to_float(*g));
+        const double err =
+            relative_error(model.parameters().grad() + info.offset, ref.to_float(*g));
         CHECK(err <= tol);
         if (err >= grad_err) {
             grad_err = err;
             worst = info.name;
         }
     }
-    INFO("worst relative errors: logits " << logits_err << ", loss " << loss_err << ", gradients " << grad_err
-                                          << " (" << worst << ")");
+    INFO("worst relative errors: logits " << logits_err << ", loss " << loss_err << ", gradients "
+                                          << grad_err << " (" << worst << ")");
     CHECK(logits_err <= tol);
     CHECK(loss_err <= tol);
     CHECK(grad_err <= tol);

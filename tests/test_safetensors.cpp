@@ -41,7 +41,8 @@ void write_bytes(const std::string& path, const std::string& bytes) {
 /// A file with the given header text and `data_bytes` zero bytes of data.
 std::string raw_file(const std::string& header, std::size_t data_bytes) {
     std::string bytes(8, '\0');
-    for (int b = 0; b < 8; ++b) bytes[b] = static_cast<char>(std::uint64_t(header.size()) >> (8 * b));
+    for (int b = 0; b < 8; ++b)
+        bytes[b] = static_cast<char>(std::uint64_t(header.size()) >> (8 * b));
     return bytes + header + std::string(data_bytes, '\0');
 }
 
@@ -67,9 +68,10 @@ GPT<float> random_model(const GPTConfig& config, std::uint64_t seed) {
 
 /// Copies a GPT-2 file tensor by tensor through `edit`, which may rename, reshape or drop
 /// (return false) each one, or add tensors to `out`.
-void rewrite(const std::string& from, const std::string& to,
-             const std::function<bool(std::string&, std::vector<std::int64_t>&, std::vector<float>&)>& edit,
-             const std::function<void(SafetensorsFile&)>& extra = {}) {
+void rewrite(
+    const std::string& from, const std::string& to,
+    const std::function<bool(std::string&, std::vector<std::int64_t>&, std::vector<float>&)>& edit,
+    const std::function<void(SafetensorsFile&)>& extra = {}) {
     const SafetensorsFile in = SafetensorsFile::read(from);
     SafetensorsFile out;
     for (const auto& [key, value] : in.metadata()) out.set_metadata(key, value);
@@ -91,7 +93,8 @@ bool same_weights(const GPT<float>& a, const GPT<float>& b) {
 
 }  // namespace
 
-TEST_CASE("safetensors: a generic file round-trips names, shapes, values and metadata", "[safetensors]") {
+TEST_CASE("safetensors: a generic file round-trips names, shapes, values and metadata",
+          "[safetensors]") {
     const std::string path = temp_path("generic.safetensors");
     const std::vector<float> a = {1.0f, -2.5f, 3.25f, 1e-30f, 6.0f, -0.0f};
     const float scalar = 42.0f;
@@ -137,7 +140,8 @@ TEST_CASE("safetensors: F16 and BF16 tensors convert to float, escapes decode", 
         R"({"h": {"dtype": "F16", "shape": [4], "data_offsets": [0, 8]},)"
         R"( "b\u00e9\ud83d\ude00": {"dtype": "BF16", "shape": [2], "data_offsets": [8, 12]}})";
     std::string bytes = raw_file(header, 0);
-    bytes += std::string("\x00\x3C\x00\xC0\x01\x00\x00\x7C", 8) + std::string("\x80\x3F\x00\xBF", 4);
+    bytes +=
+        std::string("\x00\x3C\x00\xC0\x01\x00\x00\x7C", 8) + std::string("\x80\x3F\x00\xBF", 4);
     write_bytes(path, bytes);
     const SafetensorsFile file = SafetensorsFile::read(path);
     const std::vector<float> h = file.to_float(*file.find("h"));
@@ -145,7 +149,8 @@ TEST_CASE("safetensors: F16 and BF16 tensors convert to float, escapes decode", 
     CHECK(h[1] == -2.0f);
     CHECK(h[2] == 0x1p-24f);
     CHECK(h[3] == std::numeric_limits<float>::infinity());
-    const SafetensorsTensor* b = file.find("b\xC3\xA9\xF0\x9F\x98\x80");  // U+00E9, U+1F600 in UTF-8
+    const SafetensorsTensor* b =
+        file.find("b\xC3\xA9\xF0\x9F\x98\x80");  // U+00E9, U+1F600 in UTF-8
     REQUIRE(b != nullptr);
     CHECK(file.to_float(*b) == std::vector<float>{1.0f, -0.5f});
     std::filesystem::remove(path);
@@ -207,7 +212,8 @@ TEST_CASE("safetensors: the configuration is inferred from a GPT-2 file", "[safe
         const SafetensorsFile in = SafetensorsFile::read(path);
         SafetensorsFile out;
         out.set_metadata("n_head", "4");
-        for (const auto& t : in.tensors()) out.add("transformer." + t.name, t.shape, in.to_float(t).data());
+        for (const auto& t : in.tensors())
+            out.add("transformer." + t.name, t.shape, in.to_float(t).data());
         const std::vector<float> mask(64, 1.0f), wte = in.to_float(*in.find("wte.weight"));
         for (int i = 0; i < 3; ++i) {
             out.add("transformer.h." + std::to_string(i) + ".attn.bias", {1, 1, 8, 8}, mask.data());
@@ -227,21 +233,25 @@ TEST_CASE("safetensors: the configuration is inferred from a GPT-2 file", "[safe
         out.add("wte.weight", {11, 96}, zeros.data());
         out.add("wpe.weight", {8, 96}, zeros.data());
         out.write(other);
-        CHECK_THROWS_WITH(gpt2_config_from_safetensors(other), Contains("cannot infer n_head: n_embd = 96"));
+        CHECK_THROWS_WITH(gpt2_config_from_safetensors(other),
+                          Contains("cannot infer n_head: n_embd = 96"));
     }
     SECTION("layers must be numbered from 0 without gaps") {
         rewrite(path, other, [](std::string& name, auto&, auto&) {
             if (name.rfind("h.1.", 0) == 0) name = "h.7." + name.substr(4);
             return true;
         });
-        CHECK_THROWS_WITH(gpt2_config_from_safetensors(other), Contains("no tensors for layer h.1"));
+        CHECK_THROWS_WITH(gpt2_config_from_safetensors(other),
+                          Contains("no tensors for layer h.1"));
     }
     std::filesystem::remove(path);
     std::filesystem::remove(other);
 }
 
-TEST_CASE("safetensors: Conv1D weights [in, out] load transposed, so y = x W + b", "[safetensors]") {
-    // A one-layer model with n_embd 4 built by hand: c_fc.weight is the 4 x 16 matrix W[i][o] = i - o / 8.
+TEST_CASE("safetensors: Conv1D weights [in, out] load transposed, so y = x W + b",
+          "[safetensors]") {
+    // A one-layer model with n_embd 4 built by hand: c_fc.weight is the 4 x 16 matrix W[i][o] = i -
+    // o / 8.
     const GPTConfig config{3, 5, 1, 2, 4, 0.0, true};
     const std::string path = temp_path("conv1d.safetensors");
     GPT<float> model(config, 1);
@@ -253,7 +263,8 @@ TEST_CASE("safetensors: Conv1D weights [in, out] load transposed, so y = x W + b
         if (info.name == "h.0.mlp.c_fc.weight") {
             REQUIRE(shape == std::vector<std::int64_t>{4, 16});
             for (int i = 0; i < 4; ++i)
-                for (int o = 0; o < 16; ++o) v[i * 16 + o] = static_cast<float>(i) - static_cast<float>(o) / 8;
+                for (int o = 0; o < 16; ++o)
+                    v[i * 16 + o] = static_cast<float>(i) - static_cast<float>(o) / 8;
         }
         if (info.name == "h.0.mlp.c_fc.bias")
             for (int o = 0; o < 16; ++o) v[o] = static_cast<float>(o) * 100;
@@ -269,10 +280,12 @@ TEST_CASE("safetensors: Conv1D weights [in, out] load transposed, so y = x W + b
     const Tensor<float> input = Tensor<float>::from_vector(Shape{1, 4}, {x[0], x[1], x[2], x[3]});
     const Tensor<float> weight = model.parameters().find("h.0.mlp.c_fc.weight");
     REQUIRE(weight.shape() == (Shape{16, 4}));  // ours: [out, in]
-    const std::vector<float> y = linear(input, weight, model.parameters().find("h.0.mlp.c_fc.bias")).to_vector();
+    const std::vector<float> y =
+        linear(input, weight, model.parameters().find("h.0.mlp.c_fc.bias")).to_vector();
     for (int o = 0; o < 16; ++o) {
         float expected = static_cast<float>(o) * 100;
-        for (int i = 0; i < 4; ++i) expected += x[i] * (static_cast<float>(i) - static_cast<float>(o) / 8);
+        for (int i = 0; i < 4; ++i)
+            expected += x[i] * (static_cast<float>(i) - static_cast<float>(o) / 8);
         CHECK(y[o] == Approx(expected).epsilon(1e-6));
     }
     // And saving writes the [in, out] matrix back unchanged.
@@ -304,60 +317,76 @@ TEST_CASE("safetensors: corrupt or malformed files are rejected by name", "[safe
         CHECK_THROWS_WITH(SafetensorsFile::read(path), Contains("exceeds the file size"));
     }
     SECTION("truncated data") {
-        CHECK_THROWS_WITH(read_raw(ok, 20), Contains("tensor 'x': data_offsets [0, 24] are out of range") &&
-                                                Contains("data section is 20 bytes"));
+        CHECK_THROWS_WITH(read_raw(ok, 20),
+                          Contains("tensor 'x': data_offsets [0, 24] are out of range") &&
+                              Contains("data section is 20 bytes"));
     }
     SECTION("trailing bytes") {
         CHECK_THROWS_WITH(read_raw(ok, 28), Contains("4 unused bytes after the last tensor"));
     }
     SECTION("bad JSON") {
-        CHECK_THROWS_WITH(read_raw(R"({"x": {"dtype": "F32", )", 0), Contains("malformed header JSON"));
+        CHECK_THROWS_WITH(read_raw(R"({"x": {"dtype": "F32", )", 0),
+                          Contains("malformed header JSON"));
         CHECK_THROWS_WITH(read_raw(R"({"x": 1,})", 0), Contains("expected a string key"));
         CHECK_THROWS_WITH(read_raw(R"({"x": tru})", 0), Contains("unexpected character 't'"));
         CHECK_THROWS_WITH(read_raw(R"({"x": 1.5})", 0), Contains("only integers"));
         CHECK_THROWS_WITH(read_raw(R"({"x": -1})", 0), Contains("unexpected character '-'"));
         CHECK_THROWS_WITH(read_raw(R"({"x": "a\qb"})", 0), Contains("invalid escape"));
         CHECK_THROWS_WITH(read_raw(R"({"x": "abc)", 0), Contains("unterminated string"));
-        CHECK_THROWS_WITH(read_raw(R"({"x": 99999999999999999999999})", 0), Contains("integer too large"));
+        CHECK_THROWS_WITH(read_raw(R"({"x": 99999999999999999999999})", 0),
+                          Contains("integer too large"));
         CHECK_THROWS_WITH(read_raw(R"({} {})", 0), Contains("unexpected text after"));
-        CHECK_THROWS_WITH(read_raw(std::string(200, '[') + std::string(200, ']'), 0), Contains("nested too deeply"));
+        CHECK_THROWS_WITH(read_raw(std::string(200, '[') + std::string(200, ']'), 0),
+                          Contains("nested too deeply"));
         CHECK_THROWS_WITH(read_raw(R"([1, 2])", 0), Contains("the header is not a JSON object"));
         CHECK_THROWS_WITH(read_raw(R"({"x": {}, "x": {}})", 0), Contains("duplicate key 'x'"));
     }
     SECTION("bad entries") {
-        CHECK_THROWS_WITH(read_raw(R"({"x": {"dtype": "F33", "shape": [1], "data_offsets": [0, 4]}})", 4),
-                          Contains("tensor 'x': unknown dtype 'F33'"));
+        CHECK_THROWS_WITH(
+            read_raw(R"({"x": {"dtype": "F33", "shape": [1], "data_offsets": [0, 4]}})", 4),
+            Contains("tensor 'x': unknown dtype 'F33'"));
         CHECK_THROWS_WITH(read_raw(R"({"x": {"dtype": "F32", "shape": [1]}})", 0),
                           Contains("tensor 'x': missing field 'data_offsets'"));
-        CHECK_THROWS_WITH(read_raw(R"({"x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4], "y": 1}})", 4),
-                          Contains("tensor 'x': unknown field 'y'"));
-        CHECK_THROWS_WITH(read_raw(R"({"x": {"dtype": "F32", "shape": "1", "data_offsets": [0, 4]}})", 4),
-                          Contains("tensor 'x': field 'shape' has the wrong JSON type"));
-        CHECK_THROWS_WITH(read_raw(R"({"x": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 20]}})", 20),
-                          Contains("tensor 'x': shape [2, 3] of F32 needs 24 bytes, data_offsets [0, 20] hold 20"));
-        CHECK_THROWS_WITH(read_raw(R"({"x": {"dtype": "F32", "shape": [1], "data_offsets": [8, 4]}})", 8),
-                          Contains("tensor 'x': data_offsets [8, 4] are reversed"));
-        CHECK_THROWS_WITH(read_raw(R"({"__metadata__": {"n": 1}})", 0), Contains("__metadata__ 'n' is not a string"));
+        CHECK_THROWS_WITH(
+            read_raw(R"({"x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4], "y": 1}})", 4),
+            Contains("tensor 'x': unknown field 'y'"));
+        CHECK_THROWS_WITH(
+            read_raw(R"({"x": {"dtype": "F32", "shape": "1", "data_offsets": [0, 4]}})", 4),
+            Contains("tensor 'x': field 'shape' has the wrong JSON type"));
+        CHECK_THROWS_WITH(
+            read_raw(R"({"x": {"dtype": "F32", "shape": [2, 3], "data_offsets": [0, 20]}})", 20),
+            Contains(
+                "tensor 'x': shape [2, 3] of F32 needs 24 bytes, data_offsets [0, 20] hold 20"));
+        CHECK_THROWS_WITH(
+            read_raw(R"({"x": {"dtype": "F32", "shape": [1], "data_offsets": [8, 4]}})", 8),
+            Contains("tensor 'x': data_offsets [8, 4] are reversed"));
+        CHECK_THROWS_WITH(read_raw(R"({"__metadata__": {"n": 1}})", 0),
+                          Contains("__metadata__ 'n' is not a string"));
     }
     SECTION("overlapping and out-of-range offsets") {
-        CHECK_THROWS_WITH(read_raw(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},)"
-                                   R"( "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
-                                   12),
-                          Contains("tensor 'b' overlaps tensor 'a'"));
-        CHECK_THROWS_WITH(read_raw(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})", 8),
-                          Contains("tensor 'a': 4 unused bytes before it"));
-        CHECK_THROWS_WITH(read_raw(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [1000, 1004]}})", 8),
-                          Contains("tensor 'a': data_offsets [1000, 1004] are out of range"));
+        CHECK_THROWS_WITH(
+            read_raw(R"({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},)"
+                     R"( "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}})",
+                     12),
+            Contains("tensor 'b' overlaps tensor 'a'"));
+        CHECK_THROWS_WITH(
+            read_raw(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}})", 8),
+            Contains("tensor 'a': 4 unused bytes before it"));
+        CHECK_THROWS_WITH(
+            read_raw(R"({"a": {"dtype": "F32", "shape": [1], "data_offsets": [1000, 1004]}})", 8),
+            Contains("tensor 'a': data_offsets [1000, 1004] are out of range"));
     }
     SECTION("a dtype that does not convert to float") {
-        const SafetensorsFile f = read_raw(R"({"i": {"dtype": "I32", "shape": [2], "data_offsets": [0, 8]}})", 8);
+        const SafetensorsFile f =
+            read_raw(R"({"i": {"dtype": "I32", "shape": [2], "data_offsets": [0, 8]}})", 8);
         CHECK_THROWS_WITH(f.to_float(*f.find("i")), Contains("tensor 'i' has dtype I32"));
     }
     CHECK_THROWS_WITH(SafetensorsFile::read(temp_path("does_not_exist")), Contains("cannot open"));
     std::filesystem::remove(path);
 }
 
-TEST_CASE("safetensors: a GPT-2 file that does not match the model is rejected by name", "[safetensors]") {
+TEST_CASE("safetensors: a GPT-2 file that does not match the model is rejected by name",
+          "[safetensors]") {
     const std::string path = temp_path("mismatch.safetensors");
     const std::string bad = temp_path("mismatch_bad.safetensors");
     const GPT<float> source = random_model(kConfig, 8);
@@ -381,13 +410,15 @@ TEST_CASE("safetensors: a GPT-2 file that does not match the model is rejected b
         check_load_fails("tensor 'h.0.mlp.c_fc.weight' has shape [128, 32], expected [32, 128]");
     }
     SECTION("wrong dtype") {
-        write_bytes(bad, patch(read_bytes(path), R"("wpe.weight":{"dtype":"F32")", R"("wpe.weight":{"dtype":"I32")"));
+        write_bytes(bad, patch(read_bytes(path), R"("wpe.weight":{"dtype":"F32")",
+                               R"("wpe.weight":{"dtype":"I32")"));
         check_load_fails("tensor 'wpe.weight' has dtype I32, expected F32");
     }
     SECTION("unexpected extra tensor") {
         const std::vector<float> one{1.0f};
-        rewrite(path, bad, [](auto&, auto&, auto&) { return true; },
-                [&](SafetensorsFile& f) { f.add("h.0.attn.rotary", {1}, one.data()); });
+        rewrite(
+            path, bad, [](auto&, auto&, auto&) { return true; },
+            [&](SafetensorsFile& f) { f.add("h.0.attn.rotary", {1}, one.data()); });
         check_load_fails("unexpected tensor 'h.0.attn.rotary'");
     }
     SECTION("a third layer") {
@@ -398,8 +429,11 @@ TEST_CASE("safetensors: a GPT-2 file that does not match the model is rejected b
     }
     SECTION("an untied lm_head") {
         std::vector<float> head(37 * 32, 0.25f);
-        rewrite(path, bad, [](auto&, auto&, auto&) { return true; },
-                [&](SafetensorsFile& f) { f.add("lm_head.weight", {37, 32}, head.data()); });
+        rewrite(
+            path, bad, [](auto&, auto&, auto&) { return true; },
+            [&](SafetensorsFile& f) {
+                f.add("lm_head.weight", {37, 32}, head.data());
+            });
         check_load_fails("lm_head.weight differs from wte.weight");
     }
     SECTION("another head count") {
@@ -407,7 +441,8 @@ TEST_CASE("safetensors: a GPT-2 file that does not match the model is rejected b
         check_load_fails("__metadata__ n_head = 4 but the model has n_head = 2");
         write_bytes(bad, patch(read_bytes(path), R"("n_head":"2")", R"("n_head":"x")"));
         check_load_fails("__metadata__ n_head 'x' is not a positive count");
-        CHECK_THROWS_WITH(gpt2_config_from_safetensors(bad), Contains("n_head 'x' is not a positive count"));
+        CHECK_THROWS_WITH(gpt2_config_from_safetensors(bad),
+                          Contains("n_head 'x' is not a positive count"));
     }
     SECTION("truncated file") {
         const std::string bytes = read_bytes(path);
@@ -418,9 +453,11 @@ TEST_CASE("safetensors: a GPT-2 file that does not match the model is rejected b
     }
     SECTION("a name both with and without the 'transformer.' prefix") {
         const std::vector<float> v(32, 1.0f);
-        rewrite(path, bad, [](auto&, auto&, auto&) { return true; },
-                [&](SafetensorsFile& f) { f.add("transformer.ln_f.bias", {32}, v.data()); });
-        check_load_fails("tensor 'ln_f.bias' appears both with and without the 'transformer.' prefix");
+        rewrite(
+            path, bad, [](auto&, auto&, auto&) { return true; },
+            [&](SafetensorsFile& f) { f.add("transformer.ln_f.bias", {32}, v.data()); });
+        check_load_fails(
+            "tensor 'ln_f.bias' appears both with and without the 'transformer.' prefix");
     }
     std::filesystem::remove(path);
     std::filesystem::remove(bad);

@@ -72,7 +72,8 @@ TEST_CASE("token file errors name the file and the value", "[token_file]") {
                           Catch::Contains("odd.bin' has 3 bytes, not a multiple of 2"));
     }
     SECTION("missing file") {
-        CHECK_THROWS_WITH(nanogpt::TokenFile(dir.file("none.bin")), Catch::Contains("none.bin': cannot open"));
+        CHECK_THROWS_WITH(nanogpt::TokenFile(dir.file("none.bin")),
+                          Catch::Contains("none.bin': cannot open"));
     }
     SECTION("token id outside the vocabulary: the first one and its position") {
         std::vector<std::int32_t> ids(10000, 5);
@@ -81,19 +82,22 @@ TEST_CASE("token file errors name the file and the value", "[token_file]") {
         nanogpt::write_token_file(dir.file("v.bin"), ids);
         const nanogpt::TokenFile file(dir.file("v.bin"));
         CHECK_THROWS_AS(file.check_vocabulary(65), std::out_of_range);
-        CHECK_THROWS_WITH(file.check_vocabulary(65),
-                          Catch::Contains("token id 70 at position 9001 is not below vocab_size 65"));
+        CHECK_THROWS_WITH(
+            file.check_vocabulary(65),
+            Catch::Contains("token id 70 at position 9001 is not below vocab_size 65"));
         file.check_vocabulary(91);
     }
     SECTION("too short for one block") {
         nanogpt::write_token_file(dir.file("s.bin"), std::vector<std::int32_t>{1, 2, 3});
         const nanogpt::TokenFile file(dir.file("s.bin"));
-        CHECK_THROWS_WITH(file.check_length(8),
-                          Catch::Contains("s.bin' has 3 tokens, needs at least block_size + 1 = 9"));
+        CHECK_THROWS_WITH(
+            file.check_length(8),
+            Catch::Contains("s.bin' has 3 tokens, needs at least block_size + 1 = 9"));
     }
     SECTION("ids that do not fit uint16") {
-        CHECK_THROWS_WITH(nanogpt::write_token_file(dir.file("w.bin"), std::vector<std::int32_t>{1, 65536}),
-                          Catch::Contains("token id 65536 at position 1 does not fit uint16"));
+        CHECK_THROWS_WITH(
+            nanogpt::write_token_file(dir.file("w.bin"), std::vector<std::int32_t>{1, 65536}),
+            Catch::Contains("token id 65536 at position 1 does not fit uint16"));
     }
 }
 
@@ -102,7 +106,8 @@ TEST_CASE("meta.txt round trip keeps every character", "[token_file]") {
     // Newline, tab, '#', '=', a space, quotes, non-ASCII and a 4-byte emoji, sorted by code point.
     const std::string text = "\t\n \"#'=AZ\\\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80";
     const auto tokenizer = nanogpt::CharTokenizer::from_text(text);
-    nanogpt::write_dataset_meta(dir.file("meta.txt"), {"char", tokenizer.vocab_size(), tokenizer.symbols()});
+    nanogpt::write_dataset_meta(dir.file("meta.txt"),
+                                {"char", tokenizer.vocab_size(), tokenizer.symbols()});
     const nanogpt::DatasetMeta meta = nanogpt::read_dataset_meta(dir.file("meta.txt"));
     CHECK(meta.tokenizer == "char");
     CHECK(meta.vocab_size == tokenizer.vocab_size());
@@ -115,7 +120,8 @@ TEST_CASE("meta.txt errors name file and line", "[token_file]") {
     const std::string path = dir.file("meta.txt");
     SECTION("unknown key") {
         write_bytes(path, "format = 1\n# comment\nvocab_size = 1\ncolour = red\n");
-        CHECK_THROWS_WITH(nanogpt::read_dataset_meta(path), Catch::Contains("meta.txt:4: unknown key 'colour'"));
+        CHECK_THROWS_WITH(nanogpt::read_dataset_meta(path),
+                          Catch::Contains("meta.txt:4: unknown key 'colour'"));
     }
     SECTION("unknown tokenizer") {
         write_bytes(path, "format = 1\ntokenizer = sentencepiece\n");
@@ -124,11 +130,13 @@ TEST_CASE("meta.txt errors name file and line", "[token_file]") {
     }
     SECTION("bad symbol") {
         write_bytes(path, "format = 1\nvocab_size = 1\nsymbol = U+D800\n");
-        CHECK_THROWS_WITH(nanogpt::read_dataset_meta(path), Catch::Contains("meta.txt:3: symbol 'U+D800'"));
+        CHECK_THROWS_WITH(nanogpt::read_dataset_meta(path),
+                          Catch::Contains("meta.txt:3: symbol 'U+D800'"));
     }
     SECTION("symbol count differs from vocab_size") {
         write_bytes(path, "format = 1\nvocab_size = 2\nsymbol = U+0041\n");
-        CHECK_THROWS_WITH(nanogpt::read_dataset_meta(path), Catch::Contains("1 symbols but vocab_size = 2"));
+        CHECK_THROWS_WITH(nanogpt::read_dataset_meta(path),
+                          Catch::Contains("1 symbols but vocab_size = 2"));
     }
     SECTION("gpt2 is read but not supported yet") {
         write_bytes(path, "format = 1\ntokenizer = gpt2\nvocab_size = 50257\n");

@@ -16,17 +16,17 @@
 // Builds on model.hpp and optim.hpp; read next: examples/train_shakespeare_char.cpp.
 #pragma once
 
-#include <algorithm>   // std::copy
-#include <cstdint>     // fixed-width integers
-#include <cstring>     // std::memcpy
-#include <fstream>     // std::ifstream
-#include <iterator>    // std::istreambuf_iterator
-#include <limits>      // std::numeric_limits
-#include <stdexcept>   // std::runtime_error
-#include <string>      // std::string
-#include <type_traits> // std::type_identity_t (so nullptr can be passed as the optimizer)
-#include <utility>     // std::move
-#include <vector>      // std::vector
+#include <algorithm>    // std::copy
+#include <cstdint>      // fixed-width integers
+#include <cstring>      // std::memcpy
+#include <fstream>      // std::ifstream
+#include <iterator>     // std::istreambuf_iterator
+#include <limits>       // std::numeric_limits
+#include <stdexcept>    // std::runtime_error
+#include <string>       // std::string
+#include <type_traits>  // std::type_identity_t (so nullptr can be passed as the optimizer)
+#include <utility>      // std::move
+#include <vector>       // std::vector
 
 #include <nanogpt/config.hpp>
 #include <nanogpt/detail/atomic_file.hpp>
@@ -69,7 +69,8 @@ struct Checkpoint {
     /// Copies weights (and optimizer state, when both exist) into an existing model whose
     /// configuration must match.
     void restore(GPT<T>& model, AdamW<T>* optimizer) const {
-        if (!(model.config() == config)) throw std::runtime_error("checkpoint: model configuration does not match");
+        if (!(model.config() == config))
+            throw std::runtime_error("checkpoint: model configuration does not match");
         std::copy(weights.begin(), weights.end(), model.parameters().data());
         model.dropout_generator().set_state(dropout_rng);
         if (optimizer != nullptr && has_optimizer) {
@@ -158,8 +159,10 @@ private:
 
 /// Saves the model (and optimizer state when given, and the tokenizer's symbols) to path.
 template <class T>
-void save_checkpoint(const std::string& path, GPT<T>& model, const std::type_identity_t<AdamW<T>>* optimizer,
-                     const std::vector<std::string>& vocabulary, const TrainingState& training = {}) {
+void save_checkpoint(const std::string& path, GPT<T>& model,
+                     const std::type_identity_t<AdamW<T>>* optimizer,
+                     const std::vector<std::string>& vocabulary,
+                     const TrainingState& training = {}) {
     detail::ByteWriter w;
     w.put_array(kCheckpointMagic, 8);
     w.put(kCheckpointVersion);
@@ -202,7 +205,8 @@ template <class T>
 Checkpoint<T> load_checkpoint(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw std::runtime_error("checkpoint '" + path + "': cannot open file");
-    const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)),
+                                           std::istreambuf_iterator<char>());
     detail::ByteReader header(bytes, bytes.size(), path);
     if (bytes.size() < 32 || std::memcmp(bytes.data(), kCheckpointMagic, 8) != 0) {
         header.fail("not a nanogpt checkpoint (bad magic or too short)");
@@ -223,7 +227,8 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
     const std::size_t body = bytes.size() - sizeof(std::uint64_t);
     std::uint64_t stored_hash = 0;
     std::memcpy(&stored_hash, bytes.data() + body, sizeof(stored_hash));
-    if (stored_hash != detail::fnv1a(bytes.data(), body)) header.fail("checksum mismatch (file is corrupt)");
+    if (stored_hash != detail::fnv1a(bytes.data(), body))
+        header.fail("checksum mismatch (file is corrupt)");
     if (element_bytes != sizeof(T)) {
         header.fail("stores " + std::to_string(element_bytes) + "-byte elements, expected " +
                     std::to_string(sizeof(T)));
@@ -256,9 +261,10 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
         r.get_array(s.data(), len, "tokenizer");
         ck.vocabulary.push_back(std::move(s));
     }
-    if (!ck.vocabulary.empty() && static_cast<std::int64_t>(ck.vocabulary.size()) != ck.config.vocab_size) {
-        r.fail("tokenizer has " + std::to_string(ck.vocabulary.size()) + " symbols but vocab_size is " +
-               std::to_string(ck.config.vocab_size));
+    if (!ck.vocabulary.empty() &&
+        static_cast<std::int64_t>(ck.vocabulary.size()) != ck.config.vocab_size) {
+        r.fail("tokenizer has " + std::to_string(ck.vocabulary.size()) +
+               " symbols but vocab_size is " + std::to_string(ck.config.vocab_size));
     }
     ck.training.iter = r.get<std::int64_t>("training state");
     ck.training.best_val_loss = r.get<double>("training state");

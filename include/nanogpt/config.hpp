@@ -35,16 +35,17 @@ struct GPTConfig {
         if (name == "shakespeare_char") return shakespeare_char();
         if (name == "cpu_small") return cpu_small();
         if (name == "tiny") return tiny();
-        throw std::invalid_argument("GPTConfig: unknown preset '" + name +
-                                    "' (known: gpt2, reference, shakespeare_char, cpu_small, tiny)");
+        throw std::invalid_argument(
+            "GPTConfig: unknown preset '" + name +
+            "' (known: gpt2, reference, shakespeare_char, cpu_small, tiny)");
     }
 
     /// Throws std::invalid_argument naming the first bad field.
     void validate() const {
         auto positive = [](const char* field, std::int64_t value) {
             if (value <= 0) {
-                throw std::invalid_argument(std::string("GPTConfig: ") + field + " must be positive, got " +
-                                            std::to_string(value));
+                throw std::invalid_argument(std::string("GPTConfig: ") + field +
+                                            " must be positive, got " + std::to_string(value));
             }
         };
         positive("block_size", block_size);
@@ -57,7 +58,8 @@ struct GPTConfig {
                                         " is not divisible by n_head = " + std::to_string(n_head));
         }
         if (!(dropout >= 0.0 && dropout < 1.0)) {
-            throw std::invalid_argument("GPTConfig: dropout must be in [0, 1), got " + std::to_string(dropout));
+            throw std::invalid_argument("GPTConfig: dropout must be in [0, 1), got " +
+                                        std::to_string(dropout));
         }
         if (vocab_size > 2147483647) {
             throw std::invalid_argument("GPTConfig: vocab_size = " + std::to_string(vocab_size) +
@@ -69,8 +71,8 @@ struct GPTConfig {
     std::int64_t num_parameters() const {
         const std::int64_t C = n_embd, b = bias ? 1 : 0;
         const std::int64_t ln = C + b * C;
-        const std::int64_t block = 2 * ln + (3 * C * C + b * 3 * C) + (C * C + b * C) + (4 * C * C + b * 4 * C) +
-                                   (4 * C * C + b * C);
+        const std::int64_t block = 2 * ln + (3 * C * C + b * 3 * C) + (C * C + b * C) +
+                                   (4 * C * C + b * 4 * C) + (4 * C * C + b * C);
         return vocab_size * C + block_size * C + n_layer * block + ln;
     }
 

@@ -39,33 +39,35 @@ public:
 
     /// Runs n new tokens (positions length() .. length() + n - 1 of the window) through the model,
     /// appends their keys and values, and writes the last token's logits [V] to `logits`.
-    void forward(const std::int32_t* tokens, std::int64_t n, const Embedding<T>& wte, const Embedding<T>& wpe,
-                 const std::vector<Block<T>>& blocks, const LayerNorm<T>& ln_f, T* logits) {
+    void forward(const std::int32_t* tokens, std::int64_t n, const Embedding<T>& wte,
+                 const Embedding<T>& wpe, const std::vector<Block<T>>& blocks,
+                 const LayerNorm<T>& ln_f, T* logits) {
         const std::int64_t C = config_.n_embd, pos0 = length_;
         ensure_scratch(n);
         check_token_ids(tokens, n, config_.vocab_size, "KVCache::forward");
         T* x = x_.data();  // (n, C): the residual stream of the new tokens
         for (std::int64_t i = 0; i < n; ++i)
             for (std::int64_t c = 0; c < C; ++c)
-                x[i * C + c] = wte.weight.data()[tokens[i] * C + c] + wpe.weight.data()[(pos0 + i) * C + c];
+                x[i * C + c] =
+                    wte.weight.data()[tokens[i] * C + c] + wpe.weight.data()[(pos0 + i) * C + c];
         for (std::size_t l = 0; l < blocks.size(); ++l) {
             const Block<T>& block = blocks[l];
-            layernorm_rows(block.ln_1, x, n);                                          // h = ln_1(x)
-            linear_rows(block.attn.c_attn, h_.data(), n, C, 3 * C, qkv_.data());      // (n, 3C)
+            layernorm_rows(block.ln_1, x, n);                                     // h = ln_1(x)
+            linear_rows(block.attn.c_attn, h_.data(), n, C, 3 * C, qkv_.data());  // (n, 3C)
             append_keys_values(static_cast<std::int64_t>(l), n);
-            attend(static_cast<std::int64_t>(l), n);                                 // y: (n, C)
+            attend(static_cast<std::int64_t>(l), n);  // y: (n, C)
             linear_rows(block.attn.c_proj, y_.data(), n, C, C, proj_.data());
-            kernels::add_forward(x, x, proj_.data(), 1, n * C);                       // x += attn
+            kernels::add_forward(x, x, proj_.data(), 1, n * C);  // x += attn
             layernorm_rows(block.ln_2, x, n);
-            linear_rows(block.mlp.c_fc, h_.data(), n, C, 4 * C, fc_.data());           // (n, 4C)
+            linear_rows(block.mlp.c_fc, h_.data(), n, C, 4 * C, fc_.data());  // (n, 4C)
             kernels::gelu_forward(fc_.data(), fc_.data(), n * 4 * C);
             linear_rows(block.mlp.c_proj, fc_.data(), n, 4 * C, C, proj_.data());
-            kernels::add_forward(x, x, proj_.data(), 1, n * C);                       // x += mlp
+            kernels::add_forward(x, x, proj_.data(), 1, n * C);  // x += mlp
         }
         length_ += n;
         layernorm_rows(ln_f, x + (n - 1) * C, 1);  // only the last position predicts
-        kernels::linear_forward(logits, h_.data(), wte.weight.data(), static_cast<const T*>(nullptr), 1, C,
-                                config_.vocab_size);
+        kernels::linear_forward(logits, h_.data(), wte.weight.data(),
+                                static_cast<const T*>(nullptr), 1, C, config_.vocab_size);
     }
 
 private:
@@ -88,14 +90,16 @@ private:
                                    ln.bias.defined() ? ln.bias.data() : nullptr, n, config_.n_embd);
     }
 
-    static void linear_rows(const Linear<T>& layer, const T* in, std::int64_t n, std::int64_t C, std::int64_t OC,
-                            T* out) {
-        kernels::linear_forward(out, in, layer.weight.data(), layer.bias.defined() ? layer.bias.data() : nullptr, n,
-                                C, OC);
+    static void linear_rows(const Linear<T>& layer, const T* in, std::int64_t n, std::int64_t C,
+                            std::int64_t OC, T* out) {
+        kernels::linear_forward(out, in, layer.weight.data(),
+                                layer.bias.defined() ? layer.bias.data() : nullptr, n, C, OC);
     }
 
     T* layer_keys(std::int64_t l) { return keys_.data() + l * config_.block_size * config_.n_embd; }
-    T* layer_values(std::int64_t l) { return values_.data() + l * config_.block_size * config_.n_embd; }
+    T* layer_values(std::int64_t l) {
+        return values_.data() + l * config_.block_size * config_.n_embd;
+    }
 
     void append_keys_values(std::int64_t l, std::int64_t n) {
         const std::int64_t C = config_.n_embd;
@@ -108,7 +112,8 @@ private:
 
     /// Causal attention of the n new positions against every cached position up to their own.
     void attend(std::int64_t l, std::int64_t n) {
-        const std::int64_t C = config_.n_embd, NH = config_.n_head, hs = C / NH, S = config_.block_size;
+        const std::int64_t C = config_.n_embd, NH = config_.n_head, hs = C / NH,
+                           S = config_.block_size;
         const T scale = T(1) / std::sqrt(static_cast<T>(hs));
         const T* K = layer_keys(l);
         const T* V = layer_values(l);
@@ -138,10 +143,10 @@ private:
     }
 
     GPTConfig config_;
-    std::vector<T> keys_, values_;                         // (n_layer, block_size, C) each
+    std::vector<T> keys_, values_;                                 // (n_layer, block_size, C) each
     std::vector<T> x_, h_, y_, proj_, qkv_, fc_, stats_, scores_;  // scratch, grown once
-    std::int64_t start_ = 0;                               // token index of window position 0
-    std::int64_t length_ = 0;                              // cached positions
+    std::int64_t start_ = 0;   // token index of window position 0
+    std::int64_t length_ = 0;  // cached positions
 };
 
 }  // namespace nanogpt

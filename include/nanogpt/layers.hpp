@@ -29,8 +29,8 @@ struct Linear {
     Tensor<T> weight;  // (out, in)
     Tensor<T> bias;    // (out), or empty when bias = false
 
-    Linear(Parameters<T>& params, const std::string& name, std::int64_t in, std::int64_t out, bool bias_on,
-           double init_std = kInitStd)
+    Linear(Parameters<T>& params, const std::string& name, std::int64_t in, std::int64_t out,
+           bool bias_on, double init_std = kInitStd)
         : weight(params.add(name + ".weight", Shape{out, in}, Init::normal(init_std))),
           bias(bias_on ? params.add(name + ".bias", Shape{out}, Init::zeros()) : Tensor<T>()) {}
 
@@ -49,7 +49,9 @@ struct Embedding {
     Embedding(Parameters<T>& params, const std::string& name, std::int64_t num, std::int64_t dim)
         : weight(params.add(name + ".weight", Shape{num, dim}, Init::normal(kInitStd))) {}
 
-    Tensor<T> forward(const Tensor<std::int32_t>& ids) const { return embedding(ids, weight); }  // (..., dim)
+    Tensor<T> forward(const Tensor<std::int32_t>& ids) const {
+        return embedding(ids, weight);
+    }  // (..., dim)
 };
 
 /// Layer normalisation with a learned scale and (optional) shift.
@@ -106,7 +108,8 @@ struct CausalSelfAttention {
         : c_attn(params, name + ".c_attn", s.n_embd, 3 * s.n_embd, s.bias),
           // GPT-2 scales residual projections by 1/sqrt(2 n_layer): each block adds two of them
           // to the residual stream, and this keeps its variance from growing with depth.
-          c_proj(params, name + ".c_proj", s.n_embd, s.n_embd, s.bias, kInitStd / std::sqrt(2.0 * s.n_layer)),
+          c_proj(params, name + ".c_proj", s.n_embd, s.n_embd, s.bias,
+                 kInitStd / std::sqrt(2.0 * s.n_layer)),
           n_head(s.n_head),
           attn_dropout{s.dropout, control},
           resid_dropout{s.dropout, control} {}
@@ -119,9 +122,10 @@ struct CausalSelfAttention {
     Tensor<T> forward(const Tensor<T>& x) const {
         const Tensor<T> qkv = c_attn.forward(x);  // (B, T, 3C)
         const bool drop = attn_dropout.control->training && attn_dropout.p > 0.0;
-        const Tensor<T> y = causal_self_attention(qkv, n_head, drop ? attn_dropout.p : 0.0,
-                                                  drop ? attn_dropout.control->rng.next_u64() : 0);  // (B, T, C)
-        return resid_dropout.forward(c_proj.forward(y));                                          // (B, T, C)
+        const Tensor<T> y =
+            causal_self_attention(qkv, n_head, drop ? attn_dropout.p : 0.0,
+                                  drop ? attn_dropout.control->rng.next_u64() : 0);  // (B, T, C)
+        return resid_dropout.forward(c_proj.forward(y));                             // (B, T, C)
     }
 };
 
@@ -135,7 +139,8 @@ struct MLP {
     MLP(Parameters<T>& params, const std::string& name, const LayerShape& s,
         const std::shared_ptr<DropoutControl>& control)
         : c_fc(params, name + ".c_fc", s.n_embd, 4 * s.n_embd, s.bias),
-          c_proj(params, name + ".c_proj", 4 * s.n_embd, s.n_embd, s.bias, kInitStd / std::sqrt(2.0 * s.n_layer)),
+          c_proj(params, name + ".c_proj", 4 * s.n_embd, s.n_embd, s.bias,
+                 kInitStd / std::sqrt(2.0 * s.n_layer)),
           drop{s.dropout, control} {}
 
     static std::int64_t num_parameters(const LayerShape& s) {
@@ -165,8 +170,8 @@ struct Block {
           mlp(params, name + ".mlp", s, control) {}
 
     static std::int64_t num_parameters(const LayerShape& s) {
-        return 2 * LayerNorm<T>::num_parameters(s.n_embd, s.bias) + CausalSelfAttention<T>::num_parameters(s) +
-               MLP<T>::num_parameters(s);
+        return 2 * LayerNorm<T>::num_parameters(s.n_embd, s.bias) +
+               CausalSelfAttention<T>::num_parameters(s) + MLP<T>::num_parameters(s);
     }
 
     Tensor<T> forward(Tensor<T> x) const {

@@ -36,7 +36,8 @@ public:
     explicit GPT(const GPTConfig& config, std::uint64_t seed = 1337)
         : config_((config.validate(), config)),
           params_(config.num_parameters(), seed),
-          dropout_(std::make_shared<DropoutControl>(DropoutControl{true, Random(splitmix64(seed))})),
+          dropout_(
+              std::make_shared<DropoutControl>(DropoutControl{true, Random(splitmix64(seed))})),
           wte_(params_, "wte", config.vocab_size, config.n_embd),
           wpe_(params_, "wpe", config.block_size, config.n_embd),
           drop_{config.dropout, dropout_},
@@ -44,18 +45,20 @@ public:
           ln_f_(params_, "ln_f", config.n_embd, config.bias),
           positions_(Shape{config.block_size}) {
         std::iota(positions_.data(), positions_.data() + config.block_size, 0);
-        if (params_.used() != params_.size()) throw std::logic_error("GPT: parameter count formula is wrong");
+        if (params_.used() != params_.size())
+            throw std::logic_error("GPT: parameter count formula is wrong");
     }
 
     /// Logits for every position of idx [B, T]; with targets [B, T] also the mean loss.
     /// Starts a new graph: tensors from the previous forward become invalid (see tape.hpp).
-    Output forward(const Tensor<std::int32_t>& idx, const Tensor<std::int32_t>& targets = Tensor<std::int32_t>()) {
+    Output forward(const Tensor<std::int32_t>& idx,
+                   const Tensor<std::int32_t>& targets = Tensor<std::int32_t>()) {
         if (targets.defined() && targets.shape() != idx.shape()) {  // before any work or freeing
             throw std::invalid_argument("GPT::forward: targets " + targets.shape().to_string() +
                                         " do not match idx " + idx.shape().to_string());
         }
-        const Tensor<T> x = hidden_states(idx);                       // (B, T, C)
-        Output out{linear(x, wte_.weight), Tensor<T>()};              // (B, T, V): lm_head shares wte
+        const Tensor<T> x = hidden_states(idx);           // (B, T, C)
+        Output out{linear(x, wte_.weight), Tensor<T>()};  // (B, T, V): lm_head shares wte
         if (targets.defined()) out.loss = cross_entropy(out.logits, targets);  // (1)
         return out;
     }
@@ -64,14 +67,18 @@ public:
     /// calling on_token for each new one as it is produced; returns the whole sequence. With the
     /// KV cache (the default) each step processes only the new token; without it, each step runs
     /// the full forward over the context, as nanoGPT's generate does.
-    std::vector<std::int32_t> generate(std::vector<std::int32_t> tokens, std::int64_t max_new_tokens,
-                                       const SamplingOptions& options, Random& rng,
+    std::vector<std::int32_t> generate(std::vector<std::int32_t> tokens,
+                                       std::int64_t max_new_tokens, const SamplingOptions& options,
+                                       Random& rng,
                                        const std::function<void(std::int32_t)>& on_token = {},
                                        bool use_kv_cache = true) {
         options.validate();
-        if (tokens.empty()) throw std::invalid_argument("GPT::generate: the prompt needs at least one token");
-        if (max_new_tokens < 0) throw std::invalid_argument("GPT::generate: max_new_tokens must be >= 0");
-        check_token_ids(tokens.data(), static_cast<std::int64_t>(tokens.size()), config_.vocab_size, "GPT::generate");
+        if (tokens.empty())
+            throw std::invalid_argument("GPT::generate: the prompt needs at least one token");
+        if (max_new_tokens < 0)
+            throw std::invalid_argument("GPT::generate: max_new_tokens must be >= 0");
+        check_token_ids(tokens.data(), static_cast<std::int64_t>(tokens.size()), config_.vocab_size,
+                        "GPT::generate");
         NoGradGuard no_grad;
         ModeGuard eval_mode(*this, false);  // restores train/eval on every exit, also on throw
         std::vector<T> logits(static_cast<std::size_t>(config_.vocab_size));
@@ -80,20 +87,24 @@ public:
         cache.reset(-1);  // nothing cached yet
         for (std::int64_t i = 0; i < max_new_tokens; ++i) {
             const auto size = static_cast<std::int64_t>(tokens.size());
-            const std::int64_t start = std::max<std::int64_t>(0, size - config_.block_size);  // crop
+            const std::int64_t start =
+                std::max<std::int64_t>(0, size - config_.block_size);  // crop
             if (use_kv_cache) {
                 if (cache.start() != start) cache.reset(start);  // the window slid: rebuild
                 const std::int64_t first = start + cache.length();
-                cache.forward(tokens.data() + first, size - first, wte_, wpe_, blocks_, ln_f_, logits.data());
+                cache.forward(tokens.data() + first, size - first, wte_, wpe_, blocks_, ln_f_,
+                              logits.data());
             } else {
                 last_logits_uncached(tokens.data() + start, size - start, logits.data());
             }
             for (T v : logits) {
                 if (!std::isfinite(static_cast<double>(v))) {
-                    throw std::runtime_error("GPT::generate: the model produced a non-finite logit");
+                    throw std::runtime_error(
+                        "GPT::generate: the model produced a non-finite logit");
                 }
             }
-            const std::int32_t next = sample_token(logits.data(), config_.vocab_size, options, rng, scratch);
+            const std::int32_t next =
+                sample_token(logits.data(), config_.vocab_size, options, rng, scratch);
             tokens.push_back(next);
             if (on_token) on_token(next);
         }
@@ -140,12 +151,15 @@ private:
         std::copy(context, context + len, idx.data());
         Tensor<T> x = hidden_states(idx);  // (1, len, C)
         kernels::linear_forward(logits, x.data() + (len - 1) * config_.n_embd, wte_.weight.data(),
-                                static_cast<const T*>(nullptr), 1, config_.n_embd, config_.vocab_size);
+                                static_cast<const T*>(nullptr), 1, config_.n_embd,
+                                config_.vocab_size);
     }
 
-    // Members are built in declaration order, which is GPT-2's parameter order: wte, wpe, h.0 ... ln_f.
+    // Members are built in declaration order, which is GPT-2's parameter order: wte, wpe, h.0 ...
+    // ln_f.
     std::vector<Block<T>> make_blocks() {
-        const LayerShape s{config_.n_layer, config_.n_head, config_.n_embd, config_.dropout, config_.bias};
+        const LayerShape s{config_.n_layer, config_.n_head, config_.n_embd, config_.dropout,
+                           config_.bias};
         std::vector<Block<T>> blocks;
         blocks.reserve(static_cast<std::size_t>(config_.n_layer));
         for (std::int64_t i = 0; i < config_.n_layer; ++i)
@@ -155,20 +169,22 @@ private:
 
     Tensor<T> hidden_states(const Tensor<std::int32_t>& idx) {
         if (idx.dim() != 2) {
-            throw std::invalid_argument("GPT::forward: idx must be [B, T], got " + idx.shape().to_string());
+            throw std::invalid_argument("GPT::forward: idx must be [B, T], got " +
+                                        idx.shape().to_string());
         }
         const std::int64_t t = idx.size(1);
         if (t < 1 || t > config_.block_size) {
-            throw std::invalid_argument("GPT::forward: sequence length " + std::to_string(t) +
-                                        " is outside [1, block_size = " + std::to_string(config_.block_size) + "]");
+            throw std::invalid_argument(
+                "GPT::forward: sequence length " + std::to_string(t) +
+                " is outside [1, block_size = " + std::to_string(config_.block_size) + "]");
         }
         // Validate before begin_graph, so a bad call leaves the caller's previous graph intact.
         check_token_ids(idx.data(), idx.numel(), config_.vocab_size, "GPT::forward");
         Tape::current().begin_graph();
         const auto pos = Tensor<std::int32_t>::view(Shape{t}, positions_.data(), nullptr);  // (T)
-        Tensor<T> x = drop_.forward(add(wte_.forward(idx), wpe_.forward(pos)));           // (B, T, C)
-        for (const auto& block : blocks_) x = block.forward(x);                              // (B, T, C)
-        return ln_f_.forward(x);                                                             // (B, T, C)
+        Tensor<T> x = drop_.forward(add(wte_.forward(idx), wpe_.forward(pos)));  // (B, T, C)
+        for (const auto& block : blocks_) x = block.forward(x);                  // (B, T, C)
+        return ln_f_.forward(x);                                                 // (B, T, C)
     }
 
     GPTConfig config_;

@@ -32,27 +32,30 @@ struct AdamWConfig {
     void validate() const {
         auto in_unit = [](const char* field, double x) {
             if (!(x >= 0.0 && x < 1.0)) {
-                throw std::invalid_argument(std::string("AdamW: ") + field + " must be in [0, 1), got " +
-                                            std::to_string(x));
+                throw std::invalid_argument(std::string("AdamW: ") + field +
+                                            " must be in [0, 1), got " + std::to_string(x));
             }
         };
         in_unit("beta1", beta1);
         in_unit("beta2", beta2);
-        if (!(eps > 0.0)) throw std::invalid_argument("AdamW: eps must be > 0, got " + std::to_string(eps));
+        if (!(eps > 0.0))
+            throw std::invalid_argument("AdamW: eps must be > 0, got " + std::to_string(eps));
         if (!(weight_decay >= 0.0)) {
-            throw std::invalid_argument("AdamW: weight_decay must be >= 0, got " + std::to_string(weight_decay));
+            throw std::invalid_argument("AdamW: weight_decay must be >= 0, got " +
+                                        std::to_string(weight_decay));
         }
     }
 };
 
 namespace kernels {
 template <class T>
-void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr, double weight_decay,
-                  const AdamWConfig& c, std::int64_t step) {
+void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr,
+                  double weight_decay, const AdamWConfig& c, std::int64_t step) {
     const double bias1 = 1.0 - std::pow(c.beta1, static_cast<double>(step));
     const double bias2 = 1.0 - std::pow(c.beta2, static_cast<double>(step));
     const T b1 = static_cast<T>(c.beta1), b2 = static_cast<T>(c.beta2);
-    const T step_size = static_cast<T>(lr / bias1), inv_sqrt_bias2 = static_cast<T>(1.0 / std::sqrt(bias2));
+    const T step_size = static_cast<T>(lr / bias1),
+            inv_sqrt_bias2 = static_cast<T>(1.0 / std::sqrt(bias2));
     const T decay = static_cast<T>(1.0 - lr * weight_decay), eps = static_cast<T>(c.eps);
     const std::int64_t chunk = 16384;
     detail::parallel_for((n + chunk - 1) / chunk, [&](std::int64_t blk) {
@@ -60,7 +63,8 @@ void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr
         for (std::int64_t i = blk * chunk; i < end; ++i) {
             m[i] = b1 * m[i] + (T(1) - b1) * grad[i];
             v[i] = b2 * v[i] + (T(1) - b2) * grad[i] * grad[i];
-            param[i] = param[i] * decay - step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bias2 + eps);
+            param[i] =
+                param[i] * decay - step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bias2 + eps);
         }
     });
 }
@@ -84,8 +88,9 @@ public:
         ++step_;
         for (const ParameterInfo& info : params_->infos()) {
             const std::int64_t o = info.offset, n = info.shape.numel();
-            kernels::adamw_update(params_->data() + o, params_->grad() + o, m_.data() + o, v_.data() + o, n, lr,
-                                  info.decay() ? config_.weight_decay : 0.0, config_, step_);
+            kernels::adamw_update(params_->data() + o, params_->grad() + o, m_.data() + o,
+                                  v_.data() + o, n, lr, info.decay() ? config_.weight_decay : 0.0,
+                                  config_, step_);
         }
     }
 
@@ -116,12 +121,14 @@ double clip_grad_norm(Parameters<T>& params, double max_norm) {
     const std::int64_t n = params.size(), chunk = 65536, chunks = (n + chunk - 1) / chunk;
     thread_local std::vector<double> partial_sums;  // kept between calls: no allocation per step
     partial_sums.assign(static_cast<std::size_t>(chunks), 0.0);
-    double* partial = partial_sums.data();  // the caller's buffer: worker threads have their own thread_locals
+    double* partial =
+        partial_sums.data();  // the caller's buffer: worker threads have their own thread_locals
     T* g = params.grad();
     detail::parallel_for(chunks, [&](std::int64_t c) {
         double s = 0.0;
         const std::int64_t end = std::min(n, (c + 1) * chunk);
-        for (std::int64_t i = c * chunk; i < end; ++i) s += static_cast<double>(g[i]) * static_cast<double>(g[i]);
+        for (std::int64_t i = c * chunk; i < end; ++i)
+            s += static_cast<double>(g[i]) * static_cast<double>(g[i]);
         partial[c] = s;
     });
     double total = 0.0;
@@ -151,7 +158,8 @@ struct LRSchedule {
     double at(std::int64_t it) const {
         if (!decay_lr) return learning_rate;
         if (it < warmup_iters) {
-            return learning_rate * static_cast<double>(it + 1) / static_cast<double>(warmup_iters + 1);
+            return learning_rate * static_cast<double>(it + 1) /
+                   static_cast<double>(warmup_iters + 1);
         }
         if (it > lr_decay_iters) return min_lr;
         const double span = static_cast<double>(lr_decay_iters - warmup_iters);

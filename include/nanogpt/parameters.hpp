@@ -32,7 +32,7 @@ struct Init {
 
 /// Where one named parameter lives in the buffers.
 struct ParameterInfo {
-    std::string name;     // GPT-2 / Hugging Face style, e.g. "h.0.attn.c_attn.weight"
+    std::string name;  // GPT-2 / Hugging Face style, e.g. "h.0.attn.c_attn.weight"
     Shape shape;
     std::int64_t offset;  // first element in data() and grad()
     /// AdamW decays only tensors of 2 or more dimensions (matmul weights, embeddings), as nanoGPT.
@@ -44,7 +44,9 @@ class Parameters {
 public:
     /// Room for `capacity` elements; `seed` drives every initial value, in declaration order.
     explicit Parameters(std::int64_t capacity, std::uint64_t seed = 1337)
-        : data_(static_cast<std::size_t>(capacity)), grad_(static_cast<std::size_t>(capacity)), rng_(seed) {}
+        : data_(static_cast<std::size_t>(capacity)),
+          grad_(static_cast<std::size_t>(capacity)),
+          rng_(seed) {}
 
     // Views point into this object's buffers: copying would alias them, so only moving is allowed
     // (a moved std::vector keeps its heap buffer, so existing views stay valid).
@@ -57,10 +59,12 @@ public:
     Tensor<T> add(const std::string& name, const Shape& shape, const Init& init) {
         const std::int64_t n = shape.numel();
         if (used_ + n > size()) {
-            throw std::logic_error("Parameters: capacity " + std::to_string(size()) + " exceeded by '" + name + "'");
+            throw std::logic_error("Parameters: capacity " + std::to_string(size()) +
+                                   " exceeded by '" + name + "'");
         }
         for (const auto& info : infos_) {
-            if (info.name == name) throw std::invalid_argument("Parameters: duplicate name '" + name + "'");
+            if (info.name == name)
+                throw std::invalid_argument("Parameters: duplicate name '" + name + "'");
         }
         infos_.push_back(ParameterInfo{name, shape, used_});
         T* p = data_.data() + used_;

@@ -46,7 +46,8 @@ struct Json {
 
 class JsonParser {
 public:
-    JsonParser(std::string_view text, std::string source) : text_(text), source_(std::move(source)) {}
+    JsonParser(std::string_view text, std::string source)
+        : text_(text), source_(std::move(source)) {}
 
     /// One value and nothing after it but whitespace (writers pad the header with spaces).
     Json parse_document() {
@@ -62,8 +63,8 @@ private:
                                  std::to_string(pos_) + ": " + what);
     }
     void skip_space() {
-        while (pos_ < text_.size() &&
-               (text_[pos_] == ' ' || text_[pos_] == '\n' || text_[pos_] == '\r' || text_[pos_] == '\t'))
+        while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\n' ||
+                                       text_[pos_] == '\r' || text_[pos_] == '\t'))
             ++pos_;
     }
     char peek() {
@@ -77,7 +78,8 @@ private:
     }
 
     Json parse_value(int depth) {
-        if (depth > 8) fail("nested too deeply");  // a header needs 3 levels; this bounds the recursion
+        if (depth > 8)
+            fail("nested too deeply");  // a header needs 3 levels; this bounds the recursion
         const char c = peek();
         if (c == '{' || c == '[') return parse_container(depth, c == '{');
         Json value;
@@ -87,7 +89,8 @@ private:
         } else if (c >= '0' && c <= '9') {
             value.integer = parse_integer();
         } else {
-            fail(std::string("unexpected character '") + c + "' (expected an object, array, string or integer)");
+            fail(std::string("unexpected character '") + c +
+                 "' (expected an object, array, string or integer)");
         }
         return value;
     }
@@ -126,7 +129,8 @@ private:
             ++pos_;
         }
         if (text_[start] == '0' && pos_ - start > 1) fail("leading zero in an integer");
-        if (pos_ < text_.size() && (text_[pos_] == '.' || text_[pos_] == 'e' || text_[pos_] == 'E')) {
+        if (pos_ < text_.size() &&
+            (text_[pos_] == '.' || text_[pos_] == 'e' || text_[pos_] == 'E')) {
             fail("only integers are expected in a safetensors header");
         }
         return v;
@@ -146,7 +150,8 @@ private:
             }
             if (pos_ >= text_.size()) fail("unterminated escape");
             const char e = text_[pos_++];
-            // A backslash and one of  " \ / b f n r t  stands for one character; 'u' starts 4 hex digits.
+            // A backslash and one of  " \ / b f n r t  stands for one character; 'u' starts 4 hex
+            // digits.
             constexpr std::string_view from = "\"\\/bfnrt", to = "\"\\/\b\f\n\r\t";
             if (e == 'u') {
                 append_utf8(s, parse_code_point());
@@ -191,8 +196,8 @@ private:
         } else if (cp < 0x10000) {
             byte(0xE0 | (cp >> 12)), byte(0x80 | ((cp >> 6) & 0x3F)), byte(0x80 | (cp & 0x3F));
         } else {
-            byte(0xF0 | (cp >> 18)), byte(0x80 | ((cp >> 12) & 0x3F)), byte(0x80 | ((cp >> 6) & 0x3F)),
-                byte(0x80 | (cp & 0x3F));
+            byte(0xF0 | (cp >> 18)), byte(0x80 | ((cp >> 12) & 0x3F)),
+                byte(0x80 | ((cp >> 6) & 0x3F)), byte(0x80 | (cp & 0x3F));
         }
     }
 
@@ -225,14 +230,16 @@ inline std::string json_quote(const std::string& s) {
 /// Bytes per element, or 0 for a name the format does not define.
 inline std::size_t safetensors_dtype_size(const std::string& dtype) {
     static const std::map<std::string, std::size_t> sizes = {
-        {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1}, {"I16", 2}, {"U16", 2}, {"F16", 2},
-        {"BF16", 2}, {"I32", 4}, {"U32", 4}, {"F32", 4},     {"F64", 8},     {"I64", 8}, {"U64", 8}};
+        {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
+        {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+        {"U32", 4},  {"F32", 4}, {"F64", 8}, {"I64", 8},     {"U64", 8}};
     const auto it = sizes.find(dtype);
     return it == sizes.end() ? 0 : it->second;
 }
 
 inline std::uint32_t load_le32(const unsigned char* p) {
-    return std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16 | std::uint32_t(p[3]) << 24;
+    return std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16 |
+           std::uint32_t(p[3]) << 24;
 }
 inline float float_from_bits(std::uint32_t bits) {
     float f;
@@ -241,7 +248,8 @@ inline float float_from_bits(std::uint32_t bits) {
 }
 /// IEEE half: 1 sign, 5 exponent (bias 15), 10 mantissa bits; rebias the exponent to float's 127.
 inline float f16_to_float(std::uint16_t h) {
-    const std::uint32_t sign = std::uint32_t(h & 0x8000u) << 16, exp = (h >> 10) & 0x1Fu, mant = h & 0x3FFu;
+    const std::uint32_t sign = std::uint32_t(h & 0x8000u) << 16, exp = (h >> 10) & 0x1Fu,
+                        mant = h & 0x3FFu;
     if (exp == 0) {  // zero or subnormal: mant * 2^-24
         const float v = static_cast<float>(mant) * 0x1p-24f;
         return sign ? -v : v;
@@ -302,7 +310,9 @@ public:
 
     /// The raw little-endian bytes of a tensor.
     const unsigned char* bytes(const SafetensorsTensor& t) const {
-        if (!has_data_) throw std::logic_error("safetensors '" + source_ + "': opened with read_header(), no data");
+        if (!has_data_)
+            throw std::logic_error("safetensors '" + source_ +
+                                   "': opened with read_header(), no data");
         return data_.data() + t.begin;
     }
     /// A tensor's elements as float; F32, F16 and BF16 are supported, other dtypes throw.
@@ -311,7 +321,8 @@ public:
         const std::size_t n = (t.end - t.begin) / detail::safetensors_dtype_size(t.dtype);
         std::vector<float> out(n);
         if (t.dtype == "F32") {
-            for (std::size_t i = 0; i < n; ++i) out[i] = detail::float_from_bits(detail::load_le32(p + 4 * i));
+            for (std::size_t i = 0; i < n; ++i)
+                out[i] = detail::float_from_bits(detail::load_le32(p + 4 * i));
         } else if (t.dtype == "BF16") {  // bfloat16 is the top half of a float
             for (std::size_t i = 0; i < n; ++i)
                 out[i] = detail::float_from_bits(std::uint32_t(p[2 * i] | p[2 * i + 1] << 8) << 16);
@@ -319,7 +330,8 @@ public:
             for (std::size_t i = 0; i < n; ++i)
                 out[i] = detail::f16_to_float(std::uint16_t(p[2 * i] | p[2 * i + 1] << 8));
         } else {
-            fail("tensor '" + t.name + "' has dtype " + t.dtype + "; only F32, F16 and BF16 convert to float");
+            fail("tensor '" + t.name + "' has dtype " + t.dtype +
+                 "; only F32, F16 and BF16 convert to float");
         }
         return out;
     }
@@ -331,7 +343,9 @@ public:
         }
         std::int64_t n = 1;
         for (const std::int64_t d : shape) {
-            if (d < 0) throw std::invalid_argument("SafetensorsFile::add: '" + name + "' has a negative dimension");
+            if (d < 0)
+                throw std::invalid_argument("SafetensorsFile::add: '" + name +
+                                            "' has a negative dimension");
             n *= d;
         }
         const std::size_t begin = data_.size();
@@ -339,7 +353,8 @@ public:
         for (std::int64_t i = 0; i < n; ++i) {
             std::uint32_t bits;
             std::memcpy(&bits, values + i, 4);
-            for (int b = 0; b < 4; ++b) data_[begin + 4 * i + b] = static_cast<unsigned char>(bits >> (8 * b));
+            for (int b = 0; b < 4; ++b)
+                data_[begin + 4 * i + b] = static_cast<unsigned char>(bits >> (8 * b));
         }
         tensors_.push_back(SafetensorsTensor{name, "F32", shape, begin, data_.size()});
     }
@@ -355,7 +370,8 @@ public:
 
     /// Writes "<path>.tmp" and renames it over path, so a crash never leaves half a file.
     void write(const std::string& path) const {
-        // Built with += only: GCC 12 reports a false -Wrestrict on "literal" + std::string temporaries.
+        // Built with += only: GCC 12 reports a false -Wrestrict on "literal" + std::string
+        // temporaries.
         std::string header = "{";
         if (!metadata_.empty()) {
             header += "\"__metadata__\":{";
@@ -380,10 +396,13 @@ public:
         header += "}";
         header.append((8 - header.size() % 8) % 8, ' ');  // the data section starts 8-byte aligned
         unsigned char length[8];
-        for (int b = 0; b < 8; ++b) length[b] = static_cast<unsigned char>(std::uint64_t(header.size()) >> (8 * b));
+        for (int b = 0; b < 8; ++b)
+            length[b] = static_cast<unsigned char>(std::uint64_t(header.size()) >> (8 * b));
 
         detail::write_file_atomically(
-            path, {{length, sizeof length}, {header.data(), header.size()}, {data_.data(), data_.size()}}, "safetensors");
+            path,
+            {{length, sizeof length}, {header.data(), header.size()}, {data_.data(), data_.size()}},
+            "safetensors");
     }
 
 private:
@@ -398,23 +417,26 @@ private:
         if (!in) f.fail("cannot open the file");
         const auto file_size = static_cast<std::uint64_t>(in.tellg());
         in.seekg(0);
-        if (file_size < 8) f.fail("file is " + std::to_string(file_size) + " bytes, too short for a header");
+        if (file_size < 8)
+            f.fail("file is " + std::to_string(file_size) + " bytes, too short for a header");
         unsigned char length[8];
         in.read(reinterpret_cast<char*>(length), 8);
         std::uint64_t n = 0;
         for (int b = 7; b >= 0; --b) n = n << 8 | length[b];
         if (n > file_size - 8) {
-            f.fail("header length " + std::to_string(n) + " exceeds the file size (" + std::to_string(file_size) +
-                   " bytes); the file is truncated or not safetensors");
+            f.fail("header length " + std::to_string(n) + " exceeds the file size (" +
+                   std::to_string(file_size) + " bytes); the file is truncated or not safetensors");
         }
-        if (n > (std::uint64_t(100) << 20)) f.fail("header length " + std::to_string(n) + " exceeds 100 MB");
+        if (n > (std::uint64_t(100) << 20))
+            f.fail("header length " + std::to_string(n) + " exceeds 100 MB");
         std::string header(n, '\0');
         in.read(header.data(), static_cast<std::streamsize>(n));
         const std::uint64_t data_size = file_size - 8 - n;
         f.parse_header(header, data_size);
         if (with_data) {
             f.data_.resize(data_size);
-            in.read(reinterpret_cast<char*>(f.data_.data()), static_cast<std::streamsize>(data_size));
+            in.read(reinterpret_cast<char*>(f.data_.data()),
+                    static_cast<std::streamsize>(data_size));
         }
         if (!in) f.fail("read error");
         f.has_data_ = with_data;
@@ -437,7 +459,8 @@ private:
     void parse_metadata(const detail::Json& m) {
         if (m.kind != detail::Json::Kind::object) fail("__metadata__ is not an object");
         for (std::size_t i = 0; i < m.keys.size(); ++i) {
-            if (m.items[i].kind != detail::Json::Kind::string) fail("__metadata__ '" + m.keys[i] + "' is not a string");
+            if (m.items[i].kind != detail::Json::Kind::string)
+                fail("__metadata__ '" + m.keys[i] + "' is not a string");
             metadata_.emplace_back(m.keys[i], m.items[i].string);
         }
     }
@@ -449,13 +472,15 @@ private:
         auto field = [&](const char* key, Kind kind) -> const detail::Json& {
             for (std::size_t i = 0; i < e.keys.size(); ++i) {
                 if (e.keys[i] != key) continue;
-                if (e.items[i].kind != kind) fail(where + "field '" + key + "' has the wrong JSON type");
+                if (e.items[i].kind != kind)
+                    fail(where + "field '" + key + "' has the wrong JSON type");
                 return e.items[i];
             }
             fail(where + "missing field '" + key + "'");
         };
         for (const auto& key : e.keys) {
-            if (key != "dtype" && key != "shape" && key != "data_offsets") fail(where + "unknown field '" + key + "'");
+            if (key != "dtype" && key != "shape" && key != "data_offsets")
+                fail(where + "unknown field '" + key + "'");
         }
         SafetensorsTensor t;
         t.name = name;
@@ -465,26 +490,30 @@ private:
         std::uint64_t bytes = element;
         for (const auto& d : field("shape", Kind::array).items) {
             if (d.kind != Kind::integer) fail(where + "shape holds a non-integer");
-            // Bounding each dimension keeps element counts far from int64 overflow, even with a 0 elsewhere.
-            if (d.integer > (std::uint64_t(1) << 40) || (d.integer != 0 && bytes > UINT64_MAX / d.integer)) {
+            // Bounding each dimension keeps element counts far from int64 overflow, even with a 0
+            // elsewhere.
+            if (d.integer > (std::uint64_t(1) << 40) ||
+                (d.integer != 0 && bytes > UINT64_MAX / d.integer)) {
                 fail(where + "shape is too large");
             }
             t.shape.push_back(static_cast<std::int64_t>(d.integer));
             bytes *= d.integer;
         }
         const auto& offsets = field("data_offsets", Kind::array).items;
-        if (offsets.size() != 2 || offsets[0].kind != Kind::integer || offsets[1].kind != Kind::integer) {
+        if (offsets.size() != 2 || offsets[0].kind != Kind::integer ||
+            offsets[1].kind != Kind::integer) {
             fail(where + "data_offsets must be two integers [begin, end]");
         }
         t.begin = offsets[0].integer;
         t.end = offsets[1].integer;
         if (t.begin > t.end) {
-            fail(where + "data_offsets [" + std::to_string(t.begin) + ", " + std::to_string(t.end) + "] are reversed");
+            fail(where + "data_offsets [" + std::to_string(t.begin) + ", " + std::to_string(t.end) +
+                 "] are reversed");
         }
         if (t.end - t.begin != bytes) {
-            fail(where + "shape " + shape_string(t.shape) + " of " + t.dtype + " needs " + std::to_string(bytes) +
-                 " bytes, data_offsets [" + std::to_string(t.begin) + ", " + std::to_string(t.end) + "] hold " +
-                 std::to_string(t.end - t.begin));
+            fail(where + "shape " + shape_string(t.shape) + " of " + t.dtype + " needs " +
+                 std::to_string(bytes) + " bytes, data_offsets [" + std::to_string(t.begin) + ", " +
+                 std::to_string(t.end) + "] hold " + std::to_string(t.end - t.begin));
         }
         return t;
     }
@@ -493,23 +522,27 @@ private:
     void check_layout(std::uint64_t data_size) const {
         std::vector<const SafetensorsTensor*> order;
         for (const auto& t : tensors_) order.push_back(&t);
-        std::sort(order.begin(), order.end(),
-                  [](auto* a, auto* b) { return a->begin != b->begin ? a->begin < b->begin : a->end < b->end; });
+        std::sort(order.begin(), order.end(), [](auto* a, auto* b) {
+            return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+        });
         std::uint64_t covered = 0;
         for (std::size_t i = 0; i < order.size(); ++i) {
             const SafetensorsTensor& t = *order[i];
             if (t.end > data_size) {
                 fail("tensor '" + t.name + "': data_offsets [" + std::to_string(t.begin) + ", " +
-                     std::to_string(t.end) + "] are out of range (the data section is " + std::to_string(data_size) +
-                     " bytes)");
+                     std::to_string(t.end) + "] are out of range (the data section is " +
+                     std::to_string(data_size) + " bytes)");
             }
-            if (t.begin < covered) fail("tensor '" + t.name + "' overlaps tensor '" + order[i - 1]->name + "'");
+            if (t.begin < covered)
+                fail("tensor '" + t.name + "' overlaps tensor '" + order[i - 1]->name + "'");
             if (t.begin > covered) {
-                fail("tensor '" + t.name + "': " + std::to_string(t.begin - covered) + " unused bytes before it");
+                fail("tensor '" + t.name + "': " + std::to_string(t.begin - covered) +
+                     " unused bytes before it");
             }
             covered = t.end;
         }
-        if (covered != data_size) fail(std::to_string(data_size - covered) + " unused bytes after the last tensor");
+        if (covered != data_size)
+            fail(std::to_string(data_size - covered) + " unused bytes after the last tensor");
     }
 
     std::vector<SafetensorsTensor> tensors_;
@@ -545,7 +578,8 @@ inline std::int64_t gpt2_layer_of(const std::string& name, std::string* rest = n
     if (name.rfind("h.", 0) != 0) return -1;
     std::size_t p = 2;
     std::int64_t i = 0;
-    while (p < name.size() && name[p] >= '0' && name[p] <= '9' && p < 10) i = i * 10 + (name[p++] - '0');
+    while (p < name.size() && name[p] >= '0' && name[p] <= '9' && p < 10)
+        i = i * 10 + (name[p++] - '0');
     if (p == 2 || p >= name.size() || name[p] != '.' || (name[2] == '0' && p > 3)) return -1;
     if (rest != nullptr) *rest = name.substr(p + 1);
     return i;
@@ -562,7 +596,8 @@ inline std::int64_t gpt2_metadata_n_head(const SafetensorsFile& file, const std:
     const std::string* text = file.metadata("n_head");
     if (text == nullptr) return 0;
     const bool digits = !text->empty() && text->size() <= 9 &&
-                        text->find_first_not_of("0123456789") == std::string::npos && (*text)[0] != '0';
+                        text->find_first_not_of("0123456789") == std::string::npos &&
+                        (*text)[0] != '0';
     if (!digits) gpt2_fail(path, "__metadata__ n_head '" + *text + "' is not a positive count");
     return std::stoll(*text);
 }
@@ -595,35 +630,44 @@ inline GPTConfig gpt2_config_from_safetensors(const std::string& path) {
         const auto it = index.find(name);
         if (it == index.end()) detail::gpt2_fail(path, "missing tensor '" + name + "'");
         if (it->second->shape.size() != 2) {
-            detail::gpt2_fail(
-                path, "tensor '" + name + "' has shape " + shape_string(it->second->shape) + ", expected 2 dimensions");
+            detail::gpt2_fail(path, "tensor '" + name + "' has shape " +
+                                        shape_string(it->second->shape) +
+                                        ", expected 2 dimensions");
         }
         return it->second->shape;
     };
     const auto wte = matrix("wte.weight"), wpe = matrix("wpe.weight");
     if (wte[1] != wpe[1]) {
-        detail::gpt2_fail(
-            path, "wte.weight " + shape_string(wte) + " and wpe.weight " + shape_string(wpe) + " disagree on n_embd");
+        detail::gpt2_fail(path, "wte.weight " + shape_string(wte) + " and wpe.weight " +
+                                    shape_string(wpe) + " disagree on n_embd");
     }
     std::vector<bool> layers;  // layers[i]: some tensor is named h.{i}.*
     for (const auto& [name, t] : index) {
         const std::int64_t i = detail::gpt2_layer_of(name);
         if (i < 0) continue;
         if (i >= 100000) detail::gpt2_fail(path, "implausible layer index in '" + name + "'");
-        if (static_cast<std::size_t>(i) >= layers.size()) layers.resize(static_cast<std::size_t>(i) + 1);
+        if (static_cast<std::size_t>(i) >= layers.size())
+            layers.resize(static_cast<std::size_t>(i) + 1);
         layers[static_cast<std::size_t>(i)] = true;
     }
     for (std::size_t i = 0; i < layers.size(); ++i) {
         if (!layers[i]) {
-            detail::gpt2_fail(path,
-                              "no tensors for layer h." + std::to_string(i) + " (layers must be numbered 0..n-1)");
+            detail::gpt2_fail(path, "no tensors for layer h." + std::to_string(i) +
+                                        " (layers must be numbered 0..n-1)");
         }
     }
-    GPTConfig c{wpe[0], wte[0], static_cast<std::int64_t>(layers.size()), 0, wte[1], 0.0, index.count("ln_f.bias") > 0};
+    GPTConfig c{wpe[0],
+                wte[0],
+                static_cast<std::int64_t>(layers.size()),
+                0,
+                wte[1],
+                0.0,
+                index.count("ln_f.bias") > 0};
     c.n_head = detail::gpt2_metadata_n_head(file, path);
     if (c.n_head == 0 && c.n_embd % 64 != 0) {
-        detail::gpt2_fail(path, "cannot infer n_head: n_embd = " + std::to_string(c.n_embd) +
-                                    " is not a multiple of GPT-2's head size 64, and __metadata__ has no n_head");
+        detail::gpt2_fail(
+            path, "cannot infer n_head: n_embd = " + std::to_string(c.n_embd) +
+                      " is not a multiple of GPT-2's head size 64, and __metadata__ has no n_head");
     }
     if (c.n_head == 0) c.n_head = c.n_embd / 64;
     try {
@@ -645,34 +689,41 @@ void load_gpt2_safetensors(GPT<T>& model, const std::string& path) {
     Parameters<T>& params = model.parameters();
     const std::int64_t n_head = detail::gpt2_metadata_n_head(file, path);
     if (n_head != 0 && n_head != model.config().n_head) {
-        detail::gpt2_fail(path, "__metadata__ n_head = " + std::to_string(n_head) +
-                                    " but the model has n_head = " + std::to_string(model.config().n_head));
+        detail::gpt2_fail(
+            path, "__metadata__ n_head = " + std::to_string(n_head) +
+                      " but the model has n_head = " + std::to_string(model.config().n_head));
     }
     std::map<std::string, const SafetensorsTensor*> found;
     for (const ParameterInfo& info : params.infos()) {
         const auto it = index.find(info.name);
         const auto expected = detail::gpt2_file_shape(info);
         if (it == index.end()) {
-            detail::gpt2_fail(path,
-                              "missing tensor '" + info.name + "' (expected shape " + shape_string(expected) + ")");
+            detail::gpt2_fail(path, "missing tensor '" + info.name + "' (expected shape " +
+                                        shape_string(expected) + ")");
         }
         if (it->second->shape != expected) {
-            detail::gpt2_fail(path, "tensor '" + info.name + "' has shape " + shape_string(it->second->shape) +
-                                        ", expected " + shape_string(expected));
+            detail::gpt2_fail(path, "tensor '" + info.name + "' has shape " +
+                                        shape_string(it->second->shape) + ", expected " +
+                                        shape_string(expected));
         }
         const std::string& dtype = it->second->dtype;
         if (dtype != "F32" && dtype != "F16" && dtype != "BF16") {
-            detail::gpt2_fail(path, "tensor '" + info.name + "' has dtype " + dtype + ", expected F32 (or F16, BF16)");
+            detail::gpt2_fail(path, "tensor '" + info.name + "' has dtype " + dtype +
+                                        ", expected F32 (or F16, BF16)");
         }
         found[info.name] = it->second;
     }
     for (const auto& [name, t] : index) {
         if (found.count(name) || detail::gpt2_is_mask_buffer(name)) continue;
         if (name != "lm_head.weight") {
-            detail::gpt2_fail(path, "unexpected tensor '" + name + "' (not a parameter of this model)");
+            detail::gpt2_fail(path,
+                              "unexpected tensor '" + name + "' (not a parameter of this model)");
         }
-        if (t->shape != found["wte.weight"]->shape || file.to_float(*t) != file.to_float(*found["wte.weight"])) {
-            detail::gpt2_fail(path, "lm_head.weight differs from wte.weight, but this model ties its head to wte");
+        if (t->shape != found["wte.weight"]->shape ||
+            file.to_float(*t) != file.to_float(*found["wte.weight"])) {
+            detail::gpt2_fail(
+                path,
+                "lm_head.weight differs from wte.weight, but this model ties its head to wte");
         }
     }
     for (const ParameterInfo& info : params.infos()) {
@@ -681,7 +732,8 @@ void load_gpt2_safetensors(GPT<T>& model, const std::string& path) {
         if (detail::gpt2_is_conv1d(info)) {  // file [in, out] -> ours [out, in]
             const std::int64_t out = info.shape[0], in = info.shape[1];
             for (std::int64_t o = 0; o < out; ++o)
-                for (std::int64_t i = 0; i < in; ++i) dst[o * in + i] = static_cast<T>(v[i * out + o]);
+                for (std::int64_t i = 0; i < in; ++i)
+                    dst[o * in + i] = static_cast<T>(v[i * out + o]);
         } else {
             for (std::size_t k = 0; k < v.size(); ++k) dst[k] = static_cast<T>(v[k]);
         }
@@ -704,7 +756,8 @@ void save_gpt2_safetensors(const GPT<T>& model, const std::string& path) {
         if (detail::gpt2_is_conv1d(info)) {  // ours [out, in] -> file [in, out]
             const std::int64_t out = info.shape[0], in = info.shape[1];
             for (std::int64_t o = 0; o < out; ++o)
-                for (std::int64_t i = 0; i < in; ++i) v[i * out + o] = static_cast<float>(src[o * in + i]);
+                for (std::int64_t i = 0; i < in; ++i)
+                    v[i * out + o] = static_cast<float>(src[o * in + i]);
         } else {
             for (std::size_t k = 0; k < v.size(); ++k) v[k] = static_cast<float>(src[k]);
         }

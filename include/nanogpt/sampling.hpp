@@ -21,19 +21,23 @@ struct SamplingOptions {
 
     void validate() const {
         if (!(temperature > 0.0) || !std::isfinite(temperature)) {
-            throw std::invalid_argument("sampling: temperature must be > 0, got " + std::to_string(temperature));
+            throw std::invalid_argument("sampling: temperature must be > 0, got " +
+                                        std::to_string(temperature));
         }
-        if (top_k < 0) throw std::invalid_argument("sampling: top_k must be >= 0, got " + std::to_string(top_k));
+        if (top_k < 0)
+            throw std::invalid_argument("sampling: top_k must be >= 0, got " +
+                                        std::to_string(top_k));
         if (!(top_p > 0.0 && top_p <= 1.0)) {
-            throw std::invalid_argument("sampling: top_p must be in (0, 1], got " + std::to_string(top_p));
+            throw std::invalid_argument("sampling: top_p must be in (0, 1], got " +
+                                        std::to_string(top_p));
         }
     }
 };
 
 /// Draws a token id from logits[0 .. V) under the options. `scratch` is reused between calls.
 template <class T>
-std::int32_t sample_token(const T* logits, std::int64_t V, const SamplingOptions& options, Random& rng,
-                          std::vector<std::int32_t>& scratch) {
+std::int32_t sample_token(const T* logits, std::int64_t V, const SamplingOptions& options,
+                          Random& rng, std::vector<std::int32_t>& scratch) {
     options.validate();
     std::vector<std::int32_t>& order = scratch;
     order.resize(static_cast<std::size_t>(V));

@@ -25,7 +25,8 @@ namespace nanogpt {
 
 namespace detail {
 inline double seconds_now() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
 }
 }  // namespace detail
 
@@ -105,7 +106,8 @@ public:
         for (std::size_t i = nodes_.size(); i-- > 0;) {
             const double start = profiling_ ? detail::seconds_now() : 0.0;
             nodes_[i].run(nodes_[i].closure);
-            if (profiling_) stats_for(nodes_[i].name).backward_seconds += detail::seconds_now() - start;
+            if (profiling_)
+                stats_for(nodes_[i].name).backward_seconds += detail::seconds_now() - start;
         }
         destroy_nodes();
         consumed_ = true;
@@ -170,7 +172,9 @@ private:
 /// RAII scope in which ops record nothing (inference, evaluation).
 class NoGradGuard {
 public:
-    NoGradGuard() : previous_(Tape::current().grad_enabled()) { Tape::current().set_grad_enabled(false); }
+    NoGradGuard() : previous_(Tape::current().grad_enabled()) {
+        Tape::current().set_grad_enabled(false);
+    }
     ~NoGradGuard() { Tape::current().set_grad_enabled(previous_); }
     NoGradGuard(const NoGradGuard&) = delete;
     NoGradGuard& operator=(const NoGradGuard&) = delete;

@@ -2,11 +2,14 @@
 //
 // Ownership, in one paragraph: a Tensor is a cheap handle (like a shared_ptr), copying it never
 // copies elements. Its memory comes from one of three places:
-//   * owned     — Tensor<T>(shape) or from_vector(): heap memory shared by all copies of the handle;
-//   * view      — Tensor<T>::view(): points into memory someone else keeps alive (the model's single
+//   * owned     — Tensor<T>(shape) or from_vector(): heap memory shared by all copies of the
+//   handle;
+//   * view      — Tensor<T>::view(): points into memory someone else keeps alive (the model's
+//   single
 //                 parameter buffer and gradient buffer; see parameters.hpp);
 //   * graph     — made by an op: lives in the tape's arena until the next Tape::begin_graph()
-//                 (GPT::forward starts a new graph). Touching it after that throws std::logic_error.
+//                 (GPT::forward starts a new graph). Touching it after that throws
+//                 std::logic_error.
 // T is float for training and double for finite-difference gradient checks; integer T (token ids)
 // works as plain storage without gradients. Builds on tape.hpp; read next: ops/elementwise.hpp.
 #pragma once
@@ -33,10 +36,12 @@ public:
     Shape() = default;
     Shape(std::initializer_list<std::int64_t> dims) {
         if (dims.size() > kMaxDims) {
-            throw std::invalid_argument("Shape: at most 4 dimensions, got " + std::to_string(dims.size()));
+            throw std::invalid_argument("Shape: at most 4 dimensions, got " +
+                                        std::to_string(dims.size()));
         }
         for (std::int64_t d : dims) {
-            if (d < 0) throw std::invalid_argument("Shape: negative dimension " + std::to_string(d));
+            if (d < 0)
+                throw std::invalid_argument("Shape: negative dimension " + std::to_string(d));
             dims_[ndim_++] = d;
         }
     }
@@ -46,8 +51,8 @@ public:
     std::int64_t operator[](int i) const {
         const int k = i < 0 ? ndim_ + i : i;
         if (k < 0 || k >= ndim_) {
-            throw std::invalid_argument("Shape: dimension index " + std::to_string(i) + " out of range for " +
-                                        to_string());
+            throw std::invalid_argument("Shape: dimension index " + std::to_string(i) +
+                                        " out of range for " + to_string());
         }
         return dims_[k];
     }
@@ -57,7 +62,9 @@ public:
         return n;
     }
     /// Product of all dimensions but the last: the number of rows of a [rows, last] view.
-    std::int64_t rows() const { return ndim_ == 0 ? 1 : numel() / std::max<std::int64_t>(dims_[ndim_ - 1], 1); }
+    std::int64_t rows() const {
+        return ndim_ == 0 ? 1 : numel() / std::max<std::int64_t>(dims_[ndim_ - 1], 1);
+    }
 
     /// Copy with the last dimension replaced.
     Shape with_last(std::int64_t last) const { return with_dim(-1, last); }
@@ -100,18 +107,21 @@ public:
     explicit Tensor(const Shape& shape, bool requires_grad = false)
         : shape_(shape), requires_grad_(requires_grad) {
         if (requires_grad && !std::is_floating_point_v<T>) {
-            throw std::invalid_argument("Tensor: requires_grad needs a floating-point element type");
+            throw std::invalid_argument(
+                "Tensor: requires_grad needs a floating-point element type");
         }
         auto n = static_cast<std::size_t>(shape.numel());
         // At least one element, so a zero-size tensor still has a non-null data pointer.
-        auto storage = std::make_shared<std::vector<T>>(std::max<std::size_t>(requires_grad ? 2 * n : n, 1), T{});
+        auto storage = std::make_shared<std::vector<T>>(
+            std::max<std::size_t>(requires_grad ? 2 * n : n, 1), T{});
         data_ = storage->data();
         if (requires_grad) grad_ = data_ + n;
         owner_ = std::move(storage);
     }
 
     /// Owned copy of `values`, which must hold shape.numel() elements.
-    static Tensor from_vector(const Shape& shape, const std::vector<T>& values, bool requires_grad = false) {
+    static Tensor from_vector(const Shape& shape, const std::vector<T>& values,
+                              bool requires_grad = false) {
         if (static_cast<std::int64_t>(values.size()) != shape.numel()) {
             throw std::invalid_argument("Tensor::from_vector: " + std::to_string(values.size()) +
                                         " values for shape " + shape.to_string());
@@ -134,7 +144,8 @@ public:
     /// Output of an op: memory from the current graph; gets a gradient slot when it requires grad.
     static Tensor graph_output(const Shape& shape, bool requires_grad) {
         Tape& tape = Tape::current();
-        if (tape.consumed()) tape.begin_graph();  // the first op after a backward starts a new graph
+        if (tape.consumed())
+            tape.begin_graph();  // the first op after a backward starts a new graph
         Tensor t;
         t.shape_ = shape;
         const auto bytes = static_cast<std::size_t>(shape.numel()) * sizeof(T);
@@ -148,7 +159,8 @@ public:
     /// Same elements and gradient, another shape with the same number of elements (no copy).
     Tensor reshape(const Shape& shape) const {
         if (shape.numel() != shape_.numel()) {
-            throw std::invalid_argument("reshape: cannot view " + shape_.to_string() + " as " + shape.to_string());
+            throw std::invalid_argument("reshape: cannot view " + shape_.to_string() + " as " +
+                                        shape.to_string());
         }
         Tensor t = *this;
         t.shape_ = shape;
@@ -184,7 +196,8 @@ public:
     /// The single value of a one-element tensor.
     T item() const {
         if (!defined()) throw std::invalid_argument("item(): the tensor is an empty handle");
-        if (numel() != 1) throw std::invalid_argument("item(): tensor has shape " + shape_.to_string());
+        if (numel() != 1)
+            throw std::invalid_argument("item(): tensor has shape " + shape_.to_string());
         return data()[0];
     }
     std::vector<T> to_vector() const {
@@ -206,7 +219,8 @@ public:
     void backward() {
         check_alive();
         if (numel() != 1) {
-            throw std::invalid_argument("backward(): needs a scalar (one element), got shape " + shape_.to_string());
+            throw std::invalid_argument("backward(): needs a scalar (one element), got shape " +
+                                        shape_.to_string());
         }
         if (!requires_grad_) throw std::logic_error("backward(): tensor does not require grad");
         Tape& tape = Tape::current();
@@ -230,10 +244,10 @@ private:
 
     Shape shape_;
     T* data_ = nullptr;
-    T* grad_ = nullptr;                   // owned/view gradient
-    std::shared_ptr<void> owner_;         // keeps owned storage alive
-    std::uint64_t generation_ = 0;        // graph that owns the memory; 0 = not graph memory
-    std::int32_t grad_slot_ = -1;         // graph tensors: the tape's gradient slot
+    T* grad_ = nullptr;             // owned/view gradient
+    std::shared_ptr<void> owner_;   // keeps owned storage alive
+    std::uint64_t generation_ = 0;  // graph that owns the memory; 0 = not graph memory
+    std::int32_t grad_slot_ = -1;   // graph tensors: the tape's gradient slot
     bool requires_grad_ = false;
 };
 

@@ -56,7 +56,8 @@ inline void write_bytes_atomically(const std::string& path, const void* data, st
     const std::string tmp = path + ".tmp";
     errno = 0;
     std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (f == nullptr) throw std::runtime_error("cannot open '" + tmp + "' for writing: " + std::strerror(errno));
+    if (f == nullptr)
+        throw std::runtime_error("cannot open '" + tmp + "' for writing: " + std::strerror(errno));
     const bool written = std::fwrite(data, 1, n, f) == n;
     const bool closed = std::fclose(f) == 0;
     if (!written || !closed) {
@@ -66,20 +67,23 @@ inline void write_bytes_atomically(const std::string& path, const void* data, st
     }
     std::error_code ec;
     std::filesystem::rename(tmp, path, ec);
-    if (ec) throw std::runtime_error("cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
+    if (ec)
+        throw std::runtime_error("cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
 }
 
 }  // namespace detail
 
 // ---- token files (.bin) ----
 
-/// Writes token ids as uint16 little-endian; std::out_of_range names the first id outside [0, 65535].
+/// Writes token ids as uint16 little-endian; std::out_of_range names the first id outside [0,
+/// 65535].
 inline void write_token_file(const std::string& path, std::span<const std::int32_t> ids) {
     std::vector<unsigned char> bytes(2 * ids.size());
     for (std::size_t i = 0; i < ids.size(); ++i) {
         if (ids[i] < 0 || ids[i] > 65535) {
-            throw std::out_of_range("write_token_file '" + path + "': token id " + std::to_string(ids[i]) +
-                                    " at position " + std::to_string(i) + " does not fit uint16");
+            throw std::out_of_range("write_token_file '" + path + "': token id " +
+                                    std::to_string(ids[i]) + " at position " + std::to_string(i) +
+                                    " does not fit uint16");
         }
         bytes[2 * i] = static_cast<unsigned char>(ids[i] & 0xFF);
         bytes[2 * i + 1] = static_cast<unsigned char>(ids[i] >> 8);
@@ -102,8 +106,10 @@ public:
         read_file();
     }
     TokenFile(TokenFile&& other) noexcept
-        : path_(std::move(other.path_)), copy_(std::move(other.copy_)),
-          mapped_(std::exchange(other.mapped_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+        : path_(std::move(other.path_)),
+          copy_(std::move(other.copy_)),
+          mapped_(std::exchange(other.mapped_, nullptr)),
+          size_(std::exchange(other.size_, 0)) {}
     TokenFile& operator=(TokenFile&& other) noexcept {
         if (this != &other) {
             unmap();
@@ -137,8 +143,9 @@ public:
             if (top < vocab_size) continue;
             for (std::size_t i = begin; i < end; ++i) {
                 if (t[i] >= vocab_size) {
-                    throw std::out_of_range("token file '" + path_ + "': token id " + std::to_string(t[i]) +
-                                            " at position " + std::to_string(i) + " is not below vocab_size " +
+                    throw std::out_of_range("token file '" + path_ + "': token id " +
+                                            std::to_string(t[i]) + " at position " +
+                                            std::to_string(i) + " is not below vocab_size " +
                                             std::to_string(vocab_size));
                 }
             }
@@ -148,15 +155,17 @@ public:
     /// std::invalid_argument naming the file when it cannot fill one window of block_size + 1.
     void check_length(std::int64_t block_size) const {
         if (size() < block_size + 1) {
-            throw std::invalid_argument("token file '" + path_ + "' has " + std::to_string(size()) +
-                                        " tokens, needs at least block_size + 1 = " + std::to_string(block_size + 1));
+            throw std::invalid_argument(
+                "token file '" + path_ + "' has " + std::to_string(size()) +
+                " tokens, needs at least block_size + 1 = " + std::to_string(block_size + 1));
         }
     }
 
 private:
     [[noreturn]] void fail_size(std::uint64_t bytes) const {
-        throw std::runtime_error("token file '" + path_ + "' has " + std::to_string(bytes) +
-                                 " bytes, not a multiple of 2 (uint16 tokens): truncated or not a token file");
+        throw std::runtime_error(
+            "token file '" + path_ + "' has " + std::to_string(bytes) +
+            " bytes, not a multiple of 2 (uint16 tokens): truncated or not a token file");
     }
     [[noreturn]] void fail_errno(const char* what) const {
         throw std::runtime_error(std::string("token file '") + path_ + "': cannot " + what + ": " +
@@ -201,12 +210,14 @@ private:
             errno = ENOENT;
             fail_errno("open");
         }
-        const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                                      std::istreambuf_iterator<char>());
         if (bytes.size() % 2 != 0) fail_size(bytes.size());
         copy_.resize(bytes.size() / 2);
         for (std::size_t i = 0; i < copy_.size(); ++i) {
-            copy_[i] = static_cast<std::uint16_t>(static_cast<unsigned char>(bytes[2 * i]) |
-                                                  static_cast<unsigned char>(bytes[2 * i + 1]) << 8);
+            copy_[i] =
+                static_cast<std::uint16_t>(static_cast<unsigned char>(bytes[2 * i]) |
+                                           static_cast<unsigned char>(bytes[2 * i + 1]) << 8);
         }
         size_ = copy_.size();
     }
@@ -219,23 +230,25 @@ private:
     }
 
     std::string path_;
-    std::vector<std::uint16_t> copy_;            // the tokens when not memory-mapped
-    const std::uint16_t* mapped_ = nullptr;      // the mapping, when there is one
-    std::size_t size_ = 0;                       // tokens
+    std::vector<std::uint16_t> copy_;        // the tokens when not memory-mapped
+    const std::uint16_t* mapped_ = nullptr;  // the mapping, when there is one
+    std::size_t size_ = 0;                   // tokens
 };
 
 // ---- dataset metadata (meta.txt) ----
 
 /// What prepare wrote beside the .bin files: the tokenizer kind and, for "char", its vocabulary.
 struct DatasetMeta {
-    std::string tokenizer = "char";       // "char" or "gpt2"
+    std::string tokenizer = "char";  // "char" or "gpt2"
     std::int64_t vocab_size = 0;
     std::vector<std::string> vocabulary;  // char: one UTF-8 character per token id
 
     /// The character tokenizer this dataset was encoded with; a clear error for other kinds.
     CharTokenizer char_tokenizer() const {
-        if (tokenizer == "gpt2") throw std::invalid_argument("tokenizer 'gpt2' is not supported yet");
-        if (tokenizer != "char") throw std::invalid_argument("unknown tokenizer '" + tokenizer + "' (known: char)");
+        if (tokenizer == "gpt2")
+            throw std::invalid_argument("tokenizer 'gpt2' is not supported yet");
+        if (tokenizer != "char")
+            throw std::invalid_argument("unknown tokenizer '" + tokenizer + "' (known: char)");
         return CharTokenizer::from_symbols(vocabulary);
     }
 };
@@ -249,7 +262,8 @@ inline std::string trim(std::string_view s) {
 }
 
 /// A "key = value" line without its comment ('#' at the start or after a space); false if blank.
-inline bool split_key_value(const std::string& line, std::string& key, std::string& value, std::string& error) {
+inline bool split_key_value(const std::string& line, std::string& key, std::string& value,
+                            std::string& error) {
     std::string text = line;
     for (std::size_t i = 0; i < text.size(); ++i) {
         if (text[i] == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t')) {
@@ -273,16 +287,20 @@ inline bool split_key_value(const std::string& line, std::string& key, std::stri
 
 /// Writes meta.txt (see the top of this file) atomically.
 inline void write_dataset_meta(const std::string& path, const DatasetMeta& meta) {
-    std::string text = "# nanogpt dataset metadata, written by prepare; train.bin and val.bin beside it\n"
-                       "# hold the token ids as uint16 little-endian. For the char tokenizer, one\n"
-                       "# 'symbol = U+XXXX' line per token id, in id order: its Unicode code point.\n";
-    text += "format = 1\ntokenizer = " + meta.tokenizer + "\nvocab_size = " + std::to_string(meta.vocab_size) + "\n";
+    std::string text =
+        "# nanogpt dataset metadata, written by prepare; train.bin and val.bin beside it\n"
+        "# hold the token ids as uint16 little-endian. For the char tokenizer, one\n"
+        "# 'symbol = U+XXXX' line per token id, in id order: its Unicode code point.\n";
+    text += "format = 1\ntokenizer = " + meta.tokenizer +
+            "\nvocab_size = " + std::to_string(meta.vocab_size) + "\n";
     for (const std::string& s : meta.vocabulary) {
         char32_t cp = 0;
         if (s.empty() || detail::decode_utf8(s, 0, cp) != s.size()) {
-            throw std::invalid_argument("write_dataset_meta: symbol '" + s + "' is not one UTF-8 character");
+            throw std::invalid_argument("write_dataset_meta: symbol '" + s +
+                                        "' is not one UTF-8 character");
         }
-        text += "symbol = " + detail::code_point_name(cp) + "  # " + detail::quote_character(cp) + "\n";
+        text +=
+            "symbol = " + detail::code_point_name(cp) + "  # " + detail::quote_character(cp) + "\n";
     }
     detail::write_bytes_atomically(path, text.data(), text.size());
 }
@@ -290,7 +308,8 @@ inline void write_dataset_meta(const std::string& path, const DatasetMeta& meta)
 /// Reads meta.txt; std::runtime_error naming file:line for anything malformed or unknown.
 inline DatasetMeta read_dataset_meta(const std::string& path) {
     std::ifstream in(path);
-    if (!in) throw std::runtime_error("cannot open dataset metadata '" + path + "' (run prepare first)");
+    if (!in)
+        throw std::runtime_error("cannot open dataset metadata '" + path + "' (run prepare first)");
     DatasetMeta meta;
     bool has_format = false, has_size = false;
     std::string line, key, value, error;
@@ -301,10 +320,12 @@ inline DatasetMeta read_dataset_meta(const std::string& path) {
         if (!detail::split_key_value(line, key, value, error)) continue;
         if (!error.empty()) fail(error);
         if (key == "format") {
-            if (value != "1") fail("format " + value + " is not supported (this build reads format 1)");
+            if (value != "1")
+                fail("format " + value + " is not supported (this build reads format 1)");
             has_format = true;
         } else if (key == "tokenizer") {
-            if (value != "char" && value != "gpt2") fail("unknown tokenizer '" + value + "' (known: char, gpt2)");
+            if (value != "char" && value != "gpt2")
+                fail("unknown tokenizer '" + value + "' (known: char, gpt2)");
             meta.tokenizer = value;
         } else if (key == "vocab_size") {
             try {
@@ -317,8 +338,9 @@ inline DatasetMeta read_dataset_meta(const std::string& path) {
             has_size = true;
         } else if (key == "symbol") {
             std::uint32_t cp = 0;
-            const bool is_hex = value.size() >= 6 && value.size() <= 8 && value.rfind("U+", 0) == 0 &&
-                             value.find_first_not_of("0123456789ABCDEFabcdef", 2) == std::string::npos;
+            const bool is_hex =
+                value.size() >= 6 && value.size() <= 8 && value.rfind("U+", 0) == 0 &&
+                value.find_first_not_of("0123456789ABCDEFabcdef", 2) == std::string::npos;
             if (is_hex) cp = static_cast<std::uint32_t>(std::stoul(value.substr(2), nullptr, 16));
             if (!is_hex || cp > detail::kMaxCodePoint || (cp >= 0xD800 && cp <= 0xDFFF)) {
                 fail("symbol '" + value + "' is not a code point U+XXXX");
@@ -330,8 +352,10 @@ inline DatasetMeta read_dataset_meta(const std::string& path) {
             fail("unknown key '" + key + "' (known: format, tokenizer, vocab_size, symbol)");
         }
     }
-    if (!has_format || !has_size) throw std::runtime_error(path + ": missing 'format' or 'vocab_size'");
-    if (meta.tokenizer == "char" && static_cast<std::int64_t>(meta.vocabulary.size()) != meta.vocab_size) {
+    if (!has_format || !has_size)
+        throw std::runtime_error(path + ": missing 'format' or 'vocab_size'");
+    if (meta.tokenizer == "char" &&
+        static_cast<std::int64_t>(meta.vocabulary.size()) != meta.vocab_size) {
         throw std::runtime_error(path + ": " + std::to_string(meta.vocabulary.size()) +
                                  " symbols but vocab_size = " + std::to_string(meta.vocab_size));
     }

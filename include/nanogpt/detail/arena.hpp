@@ -7,10 +7,10 @@
 
 #include <algorithm>  // std::max
 #include <cstddef>    // std::size_t, std::byte
-#include <cstring>  // std::memset
-#include <memory>   // std::unique_ptr
-#include <new>      // std::align_val_t
-#include <vector>   // std::vector
+#include <cstring>    // std::memset
+#include <memory>     // std::unique_ptr
+#include <new>        // std::align_val_t
+#include <vector>     // std::vector
 
 namespace nanogpt::detail {
 
@@ -66,14 +66,18 @@ public:
 
 private:
     struct AlignedDelete {
-        void operator()(std::byte* p) const { ::operator delete[](p, std::align_val_t{kAlignment}); }
+        void operator()(std::byte* p) const {
+            ::operator delete[](p, std::align_val_t{kAlignment});
+        }
     };
     struct Block {
         std::unique_ptr<std::byte[], AlignedDelete> memory;
         std::size_t size;
     };
 
-    static std::size_t round_up(std::size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
+    static std::size_t round_up(std::size_t n) {
+        return (n + kAlignment - 1) / kAlignment * kAlignment;
+    }
 
     void add_block(std::size_t size) {
         auto* raw = static_cast<std::byte*>(::operator new[](size, std::align_val_t{kAlignment}));

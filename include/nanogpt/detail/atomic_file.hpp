@@ -30,10 +30,12 @@ inline void write_file_atomically(const std::string& path, std::initializer_list
     errno = 0;
     std::FILE* f = std::fopen(tmp.c_str(), "wb");
     if (f == nullptr) {
-        throw std::runtime_error(who + ": cannot open '" + tmp + "' for writing: " + std::strerror(errno));
+        throw std::runtime_error(who + ": cannot open '" + tmp +
+                                 "' for writing: " + std::strerror(errno));
     }
     bool written = true;
-    for (const ByteRange& piece : pieces) written = written && std::fwrite(piece.data, 1, piece.size, f) == piece.size;
+    for (const ByteRange& piece : pieces)
+        written = written && std::fwrite(piece.data, 1, piece.size, f) == piece.size;
     const bool closed = std::fclose(f) == 0;
     if (!written || !closed) {
         std::error_code ignored;
@@ -42,7 +44,9 @@ inline void write_file_atomically(const std::string& path, std::initializer_list
     }
     std::error_code ec;
     std::filesystem::rename(tmp, path, ec);
-    if (ec) throw std::runtime_error(who + ": cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
+    if (ec)
+        throw std::runtime_error(who + ": cannot rename '" + tmp + "' to '" + path +
+                                 "': " + ec.message());
 }
 
 }  // namespace nanogpt::detail

@@ -22,7 +22,8 @@ inline float exp_approx(float x) {
     // integer version vectorises. NaN patterns (magnitude above infinity's) are left alone.
     const auto bits = std::bit_cast<std::uint32_t>(x);
     const std::uint32_t sign = bits & 0x80000000u, magnitude = bits & 0x7fffffffu;
-    const std::uint32_t limit = sign ? std::bit_cast<std::uint32_t>(87.3f) : std::bit_cast<std::uint32_t>(88.3f);
+    const std::uint32_t limit =
+        sign ? std::bit_cast<std::uint32_t>(87.3f) : std::bit_cast<std::uint32_t>(88.3f);
     std::uint32_t clamped = magnitude > limit ? limit : magnitude;
     clamped = magnitude > 0x7f800000u ? magnitude : clamped;  // NaN
     x = std::bit_cast<float>(sign | clamped);
@@ -39,7 +40,8 @@ inline float exp_approx(float x) {
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    const std::int32_t n_int = std::bit_cast<std::int32_t>(t) - std::bit_cast<std::int32_t>(shifter);
+    const std::int32_t n_int =
+        std::bit_cast<std::int32_t>(t) - std::bit_cast<std::int32_t>(shifter);
     const float scale = std::bit_cast<float>((n_int + 127) << 23);  // 2^n
     return p * scale;
 }

@@ -25,7 +25,7 @@ namespace nanogpt::detail {
 enum class VectorIsa { baseline, avx2, avx512 };
 
 inline VectorIsa vector_isa() {
-    static const VectorIsa isa = cpu_features().avx512 ? VectorIsa::avx512
+    static const VectorIsa isa = cpu_features().avx512     ? VectorIsa::avx512
                                  : cpu_features().avx2_fma ? VectorIsa::avx2
                                                            : VectorIsa::baseline;
     return isa;
@@ -33,7 +33,8 @@ inline VectorIsa vector_isa() {
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 template <class Body>
-__attribute__((target("avx512f,avx512vl,avx2,fma"))) void call_avx512(const Body& body, std::int64_t i) {
+__attribute__((target("avx512f,avx512vl,avx2,fma"))) void call_avx512(const Body& body,
+                                                                      std::int64_t i) {
     body(i);
 }
 template <class Body>

@@ -56,7 +56,8 @@ public:
         return r % n;
     }
 
-    /// Standard normal sample (Box-Muller; the second value of each pair is kept for the next call).
+    /// Standard normal sample (Box-Muller; the second value of each pair is kept for the next
+    /// call).
     double normal() {
         if (has_spare_normal_) {
             has_spare_normal_ = false;
