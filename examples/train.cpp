@@ -422,7 +422,7 @@ void Trainer::open_log(std::int64_t start_iter) {
             text += examples::to_csv(r);
         }
     }
-    nanogpt::detail::write_bytes_atomically(path, text.data(), text.size());
+    nanogpt::detail::write_file_atomically(path, {{text.data(), text.size()}}, "train");
     log_file_.open(path, std::ios::app);
     if (!log_file_) throw std::runtime_error("cannot open '" + path + "' for appending");
 }
@@ -441,7 +441,8 @@ void Trainer::evaluate(std::int64_t iter) {
     print_line(line);
     log({"eval", iter, train_loss, val_loss, s_.schedule.at(iter), ms, 0, 0});
     const std::string svg = examples::loss_svg(rows_, s_.max_iters);
-    nanogpt::detail::write_bytes_atomically(s_.out_dir + "/loss.svg", svg.data(), svg.size());
+    nanogpt::detail::write_file_atomically(s_.out_dir + "/loss.svg", {{svg.data(), svg.size()}},
+                                           "train");
     const bool improved = val_loss < state_.best_val_loss;
     if (improved) state_.best_val_loss = val_loss;
     if ((improved || s_.always_save) && iter > 0 && !s_.eval_only) {
@@ -511,8 +512,8 @@ void Trainer::report_step(std::int64_t iter, double loss, double lr, double ms) 
 int Trainer::run() {
     std::filesystem::create_directories(s_.out_dir);
     const std::string config_text = config_.to_text();
-    nanogpt::detail::write_bytes_atomically(s_.out_dir + "/config.txt", config_text.data(),
-                                            config_text.size());
+    nanogpt::detail::write_file_atomically(s_.out_dir + "/config.txt",
+                                           {{config_text.data(), config_text.size()}}, "train");
     std::printf("configuration (saved to %s/config.txt):\n%s", s_.out_dir.c_str(),
                 config_text.c_str());
     std::printf("data: %s: train %lld tokens, val %lld tokens, vocab_size %lld (%s)\n",

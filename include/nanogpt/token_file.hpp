@@ -23,7 +23,6 @@
 #include <cstdint>      // std::uint16_t, std::int32_t, std::int64_t
 #include <cstdio>       // std::FILE, std::fopen, std::fread, std::fwrite, std::fclose
 #include <cstring>      // std::strerror
-#include <filesystem>   // std::filesystem::rename, remove
 #include <fstream>      // std::ifstream
 #include <iterator>     // std::istreambuf_iterator
 #include <span>         // std::span
@@ -33,6 +32,7 @@
 #include <utility>      // std::exchange, std::move
 #include <vector>       // std::vector
 
+#include <nanogpt/detail/atomic_file.hpp>
 #include <nanogpt/tokenizer.hpp>
 
 #if __has_include(<sys/mman.h>) && __has_include(<sys/stat.h>) && __has_include(<fcntl.h>) && \
@@ -47,31 +47,6 @@
 #endif
 
 namespace nanogpt {
-
-namespace detail {
-
-/// Writes n bytes to path atomically: "<path>.tmp" first, renamed over path once complete, so a
-/// crash mid-write leaves the old file. Throws std::runtime_error naming the file.
-inline void write_bytes_atomically(const std::string& path, const void* data, std::size_t n) {
-    const std::string tmp = path + ".tmp";
-    errno = 0;
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (f == nullptr)
-        throw std::runtime_error("cannot open '" + tmp + "' for writing: " + std::strerror(errno));
-    const bool written = std::fwrite(data, 1, n, f) == n;
-    const bool closed = std::fclose(f) == 0;
-    if (!written || !closed) {
-        std::error_code ignored;
-        std::filesystem::remove(tmp, ignored);
-        throw std::runtime_error("writing '" + tmp + "' failed (disk full?)");
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec)
-        throw std::runtime_error("cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
-}
-
-}  // namespace detail
 
 // ---- token files (.bin) ----
 
@@ -88,7 +63,7 @@ inline void write_token_file(const std::string& path, std::span<const std::int32
         bytes[2 * i] = static_cast<unsigned char>(ids[i] & 0xFF);
         bytes[2 * i + 1] = static_cast<unsigned char>(ids[i] >> 8);
     }
-    detail::write_bytes_atomically(path, bytes.data(), bytes.size());
+    detail::write_file_atomically(path, {{bytes.data(), bytes.size()}}, "token file");
 }
 
 /// A read-only uint16 token file, memory-mapped when the platform can; move-only.
@@ -302,7 +277,7 @@ inline void write_dataset_meta(const std::string& path, const DatasetMeta& meta)
         text +=
             "symbol = " + detail::code_point_name(cp) + "  # " + detail::quote_character(cp) + "\n";
     }
-    detail::write_bytes_atomically(path, text.data(), text.size());
+    detail::write_file_atomically(path, {{text.data(), text.size()}}, "meta file");
 }
 
 /// Reads meta.txt; std::runtime_error naming file:line for anything malformed or unknown.
