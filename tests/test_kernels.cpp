@@ -31,8 +31,10 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 }  // namespace
 
 TEST_CASE("kernels: fast attention matches the reference loops") {
-    for (double dropout : {0.0, 0.3}) {
-        const kernels::AttentionDims d{2, 13, 24, 3, dropout, 99};  // odd T, hs = 8
+    // T = 13 fits one row block; T = 150 spans three blocks of kAttentionRows, the last partial.
+    for (auto [dropout, T] :
+         {std::pair{0.0, 13}, std::pair{0.3, 13}, std::pair{0.0, 150}, std::pair{0.3, 150}}) {
+        const kernels::AttentionDims d{2, T, 24, 3, dropout, 99};  // hs = 8
         const std::int64_t qkv_n = d.B * d.T * 3 * d.C, out_n = d.B * d.T * d.C,
                            att_n = d.B * d.NH * d.T * d.T;
         const auto qkv = random_floats(qkv_n, 1), dout = random_floats(out_n, 2);
@@ -40,7 +42,7 @@ TEST_CASE("kernels: fast attention matches the reference loops") {
             dropped(att_n);
         kernels::attention_forward_reference(out_ref.data(), att_ref.data(), qkv.data(), d);
         kernels::attention_forward(out_fast.data(), att_fast.data(), dropped.data(), qkv.data(), d);
-        INFO("dropout " << dropout);
+        INFO("dropout " << dropout << ", T " << T);
         CHECK(max_abs_diff(att_ref, att_fast) < 1e-5);
         CHECK(max_abs_diff(out_ref, out_fast) < 1e-5);
 

@@ -186,8 +186,11 @@ void attention_backward_reference(T* dqkv, T* scratch, const T* dout, const T* q
 //   S = Q K^T (T x T), P = causal softmax(S / sqrt(hs)), Y = P' V;
 //   backward: dP' = dY V^T, dV += P'^T dY, dS = P * (dP - rowsum(P dP)) / sqrt(hs),
 //             dQ += dS K, dK += dS^T Q.
-// The gemms also compute the masked upper triangle (and multiply by its zeros): simpler than
-// triangular blocking, and at most twice the attention flops, which are a small share of a GPT's.
+// Causality is used to skip work: rows are taken in blocks of kAttentionRows, and a block of
+// rows r0 .. r0+rows-1 only multiplies against keys 0 .. r0+rows-1, which leaves out most of the
+// masked upper triangle (about half the attention flops for long contexts).
+
+inline constexpr std::int64_t kAttentionRows = 64;
 
 /// The attention weights after dropout, P' = P * keep / (1 - p), for head bh into dst (T x T).
 template <class T>
@@ -208,7 +211,10 @@ void attention_forward(T* out, T* att, T* dropped, const T* qkv, const Attention
         const std::int64_t b = bh / d.NH, h = bh % d.NH;
         const T* q = qkv + b * T_ * C3 + h * hs;
         T* p = att + bh * T_ * T_;
-        gemm(false, true, T_, T_, hs, q, C3, q + C, C3, p, T_, false);  // S = Q K^T
+        for (std::int64_t r0 = 0; r0 < T_; r0 += kAttentionRows) {  // S = Q K^T, lower part
+            const std::int64_t rows = std::min(kAttentionRows, T_ - r0), keys = r0 + rows;
+            gemm(false, true, rows, keys, hs, q + r0 * C3, C3, q + C, C3, p + r0 * T_, T_, false);
+        }
         for (std::int64_t t = 0; t < T_; ++t) {
             T* row = p + t * T_;
             T maxv = row[0];
@@ -224,8 +230,11 @@ void attention_forward(T* out, T* att, T* dropped, const T* qkv, const Attention
             attention_dropped_weights(dropped + bh * T_ * T_, p, bh, d);
             weights = dropped + bh * T_ * T_;
         }
-        gemm(false, false, T_, hs, T_, weights, T_, q + 2 * C, C3, out + b * T_ * C + h * hs, C,
-             false);  // Y = P'V
+        for (std::int64_t r0 = 0; r0 < T_; r0 += kAttentionRows) {  // Y = P'V
+            const std::int64_t rows = std::min(kAttentionRows, T_ - r0), keys = r0 + rows;
+            gemm(false, false, rows, hs, keys, weights + r0 * T_, T_, q + 2 * C, C3,
+                 out + (b * T_ + r0) * C + h * hs, C, false);
+        }
     });
 }
 
@@ -249,24 +258,33 @@ void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const 
             attention_dropped_weights(dropped, p, bh, d);
             weights = dropped;
         }
-        gemm(false, true, T_, T_, hs, dy, C, q + 2 * C, C3, ds, T_, false);       // dP' = dY V^T
-        gemm(true, false, T_, hs, T_, weights, T_, dy, C, dq + 2 * C, C3, true);  // dV += P'^T dY
-        for (std::int64_t t = 0; t < T_; ++t) {
-            T* row = ds + t * T_;
-            const T* prow = p + t * T_;
-            if (d.dropout > 0.0) {
-                for (std::int64_t t2 = 0; t2 <= t; ++t2) {
-                    const auto index = static_cast<std::uint64_t>(bh * TT + t * T_ + t2);
-                    row[t2] = dropout_keep(d.seed, index, d.dropout) ? row[t2] * keep_scale : T(0);
+        for (std::int64_t r0 = 0; r0 < T_; r0 += kAttentionRows) {
+            const std::int64_t rows = std::min(kAttentionRows, T_ - r0), keys = r0 + rows;
+            gemm(false, true, rows, keys, hs, dy + r0 * C, C, q + 2 * C, C3, ds + r0 * T_, T_,
+                 false);  // dP' = dY V^T
+            gemm(true, false, keys, hs, rows, weights + r0 * T_, T_, dy + r0 * C, C, dq + 2 * C, C3,
+                 true);  // dV += P'^T dY
+            for (std::int64_t t = r0; t < r0 + rows; ++t) {
+                T* row = ds + t * T_;
+                const T* prow = p + t * T_;
+                if (d.dropout > 0.0) {
+                    for (std::int64_t t2 = 0; t2 <= t; ++t2) {
+                        const auto index = static_cast<std::uint64_t>(bh * TT + t * T_ + t2);
+                        row[t2] =
+                            dropout_keep(d.seed, index, d.dropout) ? row[t2] * keep_scale : T(0);
+                    }
                 }
+                const T dot =
+                    detail::sum_of<T>(t + 1, [&](std::int64_t t2) { return prow[t2] * row[t2]; });
+                for (std::int64_t t2 = 0; t2 <= t; ++t2)
+                    row[t2] = prow[t2] * (row[t2] - dot) * scale;
+                for (std::int64_t t2 = t + 1; t2 < keys; ++t2) row[t2] = 0;
             }
-            const T dot =
-                detail::sum_of<T>(t + 1, [&](std::int64_t t2) { return prow[t2] * row[t2]; });
-            for (std::int64_t t2 = 0; t2 <= t; ++t2) row[t2] = prow[t2] * (row[t2] - dot) * scale;
-            for (std::int64_t t2 = t + 1; t2 < T_; ++t2) row[t2] = 0;
+            gemm(false, false, rows, hs, keys, ds + r0 * T_, T_, q + C, C3, dq + r0 * C3, C3,
+                 true);  // dQ += dS K
+            gemm(true, false, keys, hs, rows, ds + r0 * T_, T_, q + r0 * C3, C3, dq + C, C3,
+                 true);  // dK += dS^T Q
         }
-        gemm(false, false, T_, hs, T_, ds, T_, q + C, C3, dq, C3, true);  // dQ += dS K
-        gemm(true, false, T_, hs, T_, ds, T_, q, C3, dq + C, C3, true);   // dK += dS^T Q
     });
 }
 
