@@ -66,6 +66,14 @@ public:
     /// Uninitialised memory for an op's output, valid until the next begin_graph().
     void* allocate(std::size_t bytes) { return activations_.allocate(bytes); }
 
+    /// Workspace for one backward kernel at a time (e.g. attention's dS): the same memory serves
+    /// every node, so it costs the largest request once instead of one copy per layer. Valid
+    /// until the next call.
+    void* backward_scratch(std::size_t bytes) {
+        scratch_.reset();  // keeps (and merges) its blocks, so this allocates only while growing
+        return scratch_.allocate(bytes);
+    }
+
     /// Registers a gradient of `bytes` for an op output; the memory is only allocated (zeroed)
     /// when backward first touches it, so inference never pays for gradients.
     std::int32_t add_grad_slot(std::size_t bytes) {
@@ -159,6 +167,7 @@ private:
     detail::Arena activations_;
     detail::Arena gradients_;
     detail::Arena nodes_memory_;
+    detail::Arena scratch_;
     std::vector<Node> nodes_;
     std::vector<GradSlot> grad_slots_;
     std::uint64_t generation_ = 1;  // 0 means "not made by an op" in Tensor

@@ -316,10 +316,9 @@ Tensor<T> causal_self_attention(const Tensor<T>& qkv, std::int64_t n_head, doubl
     kernels::attention_forward(out.data(), att.data(), dropped.data(), qkv.data(), d);
     if (out.requires_grad()) {
         Tape::current().record("causal_self_attention", [out, qkv, att, d, copies] {
-            Tensor<T> scratch =
-                Tensor<T>::graph_output(Shape{(1 + copies) * d.B * d.NH, d.T, d.T}, false);
-            kernels::attention_backward(qkv.grad(), scratch.data(), out.grad(), qkv.data(),
-                                        att.data(), d);
+            const auto n = static_cast<std::size_t>((1 + copies) * d.B * d.NH * d.T * d.T);
+            T* scratch = static_cast<T*>(Tape::current().backward_scratch(n * sizeof(T)));
+            kernels::attention_backward(qkv.grad(), scratch, out.grad(), qkv.data(), att.data(), d);
         });
     }
     return out;
