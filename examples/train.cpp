@@ -9,6 +9,11 @@
 //
 // Configuration: the table of keys in train_config.hpp (./build/train --help lists it).
 // Outputs in out_dir: ckpt.bin, config.txt, log.csv, loss.svg (see train_log.hpp).
+//
+// Built as train_mpi (cmake -DNANOGPT_WITH_MPI=ON), it trains data-parallel:
+//   mpirun -np 2 ./build/train_mpi cpu_small --threads=1
+// Each rank takes its rows of the batch a single process would draw and the gradients are
+// averaged, so N ranks follow the single-process run up to float rounding (class Communicator).
 #include <algorithm>   // std::max, std::copy
 #include <chrono>      // std::chrono::steady_clock
 #include <cmath>       // std::isfinite
@@ -18,12 +23,16 @@
 #include <filesystem>  // std::filesystem::create_directories, exists
 #include <fstream>     // std::ofstream
 #include <iostream>    // std::cout, std::cerr
+#include <memory>      // std::unique_ptr, std::make_unique
 #include <string>      // std::string
 #include <utility>     // std::move, std::pair
 #include <vector>      // std::vector
 
 #include <nanogpt.hpp>
 #include <nanogpt/token_file.hpp>
+#ifdef NANOGPT_USE_MPI
+#include <nanogpt/distributed.hpp>
+#endif
 
 #include "train_config.hpp"
 #include "train_log.hpp"
@@ -50,6 +59,57 @@ bool stdout_is_terminal() {
 #else
     return false;
 #endif
+}
+
+// ---- the processes training together ----
+// One process (train) or an MPI world (train_mpi). Every rank draws the same global batch from
+// the shared seed and keeps rows [rank*B/N, (rank+1)*B/N); its loss is the mean over its rows,
+// so the mean of the ranks' gradients is the gradient of the global batch's mean loss. Only rank
+// 0 writes files and prints. Every call below is collective: all ranks make it, in the same order.
+
+class Communicator {
+public:
+    virtual ~Communicator() = default;
+    virtual int rank() const { return 0; }
+    virtual int world_size() const { return 1; }
+    virtual void average_gradients(nanogpt::Parameters<float>&) {}
+    virtual double average(double value) { return value; }
+    /// True on every rank when any rank passes true (failures, stop requests).
+    virtual bool any(bool local) { return local; }
+    /// Ends every rank after an error the others cannot learn of; one process just returns.
+    virtual void abort_others() {}
+};
+
+#ifdef NANOGPT_USE_MPI
+class MpiCommunicator final : public Communicator {
+public:
+    MpiCommunicator(int& argc, char**& argv) : session_(argc, argv) {}
+    int rank() const override { return session_.rank(); }
+    int world_size() const override { return session_.world_size(); }
+    void average_gradients(nanogpt::Parameters<float>& params) override {
+        nanogpt::allreduce_mean_gradients(params);
+    }
+    double average(double value) override { return nanogpt::allreduce_mean(value); }
+    bool any(bool local) override { return nanogpt::any_rank_failed(local); }
+    void abort_others() override {
+        if (session_.world_size() > 1) session_.abort(1);
+    }
+
+private:
+    nanogpt::MpiSession session_;
+};
+#endif
+
+/// This rank's rows of a global batch: [rank*B/N, (rank+1)*B/N).
+nanogpt::Batch rank_rows(const nanogpt::Batch& global, const Communicator& comm) {
+    if (comm.world_size() == 1) return global;
+    const std::int64_t B = global.x.shape()[0], T = global.x.shape()[1];
+    const std::int64_t rows = B / comm.world_size(), first = comm.rank() * rows;
+    nanogpt::Batch mine{nanogpt::Tensor<std::int32_t>(nanogpt::Shape{rows, T}),   // (B/N, T)
+                        nanogpt::Tensor<std::int32_t>(nanogpt::Shape{rows, T})};  // (B/N, T)
+    std::copy(global.x.data() + first * T, global.x.data() + (first + rows) * T, mine.x.data());
+    std::copy(global.y.data() + first * T, global.y.data() + (first + rows) * T, mine.y.data());
+    return mine;
 }
 
 // ---- command line ----
@@ -227,27 +287,30 @@ std::string duration_text(double seconds) {
 }
 
 /// Mean loss over eval_iters batches of one split, in eval mode; `rng` is derived from the seed
-/// and the step, so evaluating never moves the training sampler.
+/// and the step, so evaluating never moves the training sampler. With several ranks each
+/// evaluates its rows of the same batches and the means are averaged: the single-process value.
 double estimate_loss(nanogpt::GPT<float>& model, const nanogpt::TokenFile& data, const Settings& s,
-                     nanogpt::Random& rng) {
+                     nanogpt::Random& rng, Communicator& comm) {
     nanogpt::NoGradGuard no_grad;
     model.eval();
     double total = 0.0;
     for (std::int64_t k = 0; k < s.eval_iters; ++k) {
-        const nanogpt::Batch batch =
-            nanogpt::get_batch(data.tokens(), s.batch_size, s.model.block_size, rng);
+        const nanogpt::Batch batch = rank_rows(
+            nanogpt::get_batch(data.tokens(), s.batch_size, s.model.block_size, rng), comm);
         total += model.forward(batch.x, batch.y).loss.item();
     }
     model.train();
-    return total / static_cast<double>(s.eval_iters);
+    return comm.average(total / static_cast<double>(s.eval_iters));
 }
 
 // ---- the run ----
 
 class Trainer {
 public:
-    Trainer(examples::TrainConfig config, const Settings& s, std::int64_t stop_after)
-        : config_(std::move(config)),
+    Trainer(examples::TrainConfig config, const Settings& s, std::int64_t stop_after,
+            Communicator& comm)
+        : comm_(comm),
+          config_(std::move(config)),
           s_(s),
           stop_after_(stop_after),
           meta_(nanogpt::read_dataset_meta(s.data_dir + "/meta.txt")),
@@ -275,7 +338,9 @@ private:
     /// so config.txt records the model that runs; says so when it differs from the config's.
     void adopt(const char* source, const char* key, bool differs, const std::string& value) {
         if (!differs) return;
-        std::printf("%s: using the %s %s = %s\n", s_.init_from.c_str(), source, key, value.c_str());
+        if (leader())
+            std::printf("%s: using the %s %s = %s\n", s_.init_from.c_str(), source, key,
+                        value.c_str());
         config_.set(key, value, source);
     }
 
@@ -352,11 +417,12 @@ private:
                 const float* src = full.parameters().data() + from[i].offset;
                 std::copy(src, src + to[i].shape.numel(), model.parameters().data() + to[i].offset);
             }
-            std::printf("%s: cropped the position embedding from block_size %lld to %lld\n",
-                        s_.init_from.c_str(), static_cast<long long>(file.block_size),
-                        static_cast<long long>(config.block_size));
+            if (leader())
+                std::printf("%s: cropped the position embedding from block_size %lld to %lld\n",
+                            s_.init_from.c_str(), static_cast<long long>(file.block_size),
+                            static_cast<long long>(config.block_size));
         }
-        std::printf("%s: loaded %s\n", s_.init_from.c_str(), s_.weights.c_str());
+        if (leader()) std::printf("%s: loaded %s\n", s_.init_from.c_str(), s_.weights.c_str());
         return model;
     }
 
@@ -369,28 +435,58 @@ private:
         checkpoint_ = {};  // free the copy of the weights
     }
 
+    bool leader() const { return comm_.rank() == 0; }
+
+    /// Rank 0's own work (files, printing). With several ranks an error in it is kept for the next
+    /// step boundary, where every rank learns of it and stops (train_step); alone it throws now.
+    template <class Work>
+    void on_leader(Work&& work) {
+        if (!leader()) return;
+        if (comm_.world_size() == 1) return work();
+        if (!leader_error_.empty()) return;
+        try {
+            work();
+        } catch (const std::exception& e) {
+            leader_error_ = e.what();
+        }
+    }
+
+    int report_leader_error() const {
+        std::fprintf(stderr, "error: %s (every rank stops)\n", leader_error_.c_str());
+        return 1;
+    }
+
     void print_line(const std::string& line) {
+        if (!leader()) return;
         if (terminal_) std::fputs("\r\x1b[K", stdout);  // clear the progress bar first
         std::fputs((line + "\n").c_str(), stdout);
         std::fflush(stdout);
     }
 
+    /// Every rank holds the same weights, optimizer state and sampler (each draws the whole
+    /// global batch), so rank 0's checkpoint resumes with any number of ranks.
     void save(std::int64_t iter) {
         state_.iter = iter;
         state_.data_rng = data_rng_.state();
-        nanogpt::save_checkpoint(ckpt_path_, model_, &optimizer_, vocabulary_, state_);
+        on_leader([&] {
+            nanogpt::save_checkpoint(ckpt_path_, model_, &optimizer_, vocabulary_, state_);
+        });
     }
 
     void log(const examples::LogRow& row) {
         rows_.push_back(row);
-        log_file_ << examples::to_csv(row) << std::flush;
+        on_leader([&] { log_file_ << examples::to_csv(row) << std::flush; });
     }
 
     void open_log(std::int64_t start_iter);
     void evaluate(std::int64_t iter);
     double step(double lr);
     void report_step(std::int64_t iter, double loss, double lr, double ms);
+    void print_run(const std::string& config_text);
 
+    Communicator& comm_;
+    std::string leader_error_;  // rank 0's error, reported at the next step boundary
+    double allreduce_ms_ = 0;
     examples::TrainConfig config_;
     Settings s_;
     std::int64_t stop_after_;
@@ -411,6 +507,7 @@ private:
 };
 
 void Trainer::open_log(std::int64_t start_iter) {
+    if (!leader()) return;
     const std::string path = s_.out_dir + "/log.csv";
     std::string text = examples::kLogHeader;
     if (s_.init_from == "resume") {
@@ -431,8 +528,8 @@ void Trainer::evaluate(std::int64_t iter) {
     const auto t0 = std::chrono::steady_clock::now();
     nanogpt::Random eval_rng(
         nanogpt::splitmix64(s_.seed ^ nanogpt::splitmix64(static_cast<std::uint64_t>(iter))));
-    const double train_loss = estimate_loss(model_, train_, s_, eval_rng);
-    const double val_loss = estimate_loss(model_, val_, s_, eval_rng);
+    const double train_loss = estimate_loss(model_, train_, s_, eval_rng, comm_);
+    const double val_loss = estimate_loss(model_, val_, s_, eval_rng, comm_);
     const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     char line[160];
@@ -440,9 +537,11 @@ void Trainer::evaluate(std::int64_t iter) {
                   static_cast<long long>(iter), train_loss, val_loss, ms / 1000);
     print_line(line);
     log({"eval", iter, train_loss, val_loss, s_.schedule.at(iter), ms, 0, 0});
-    const std::string svg = examples::loss_svg(rows_, s_.max_iters);
-    nanogpt::detail::write_file_atomically(s_.out_dir + "/loss.svg", {{svg.data(), svg.size()}},
-                                           "train");
+    on_leader([&] {
+        const std::string svg = examples::loss_svg(rows_, s_.max_iters);
+        nanogpt::detail::write_file_atomically(s_.out_dir + "/loss.svg", {{svg.data(), svg.size()}},
+                                               "train");
+    });
     const bool improved = val_loss < state_.best_val_loss;
     if (improved) state_.best_val_loss = val_loss;
     if ((improved || s_.always_save) && iter > 0 && !s_.eval_only) {
@@ -453,25 +552,39 @@ void Trainer::evaluate(std::int64_t iter) {
 
 /// One optimizer step over gradient_accumulation_steps micro-batches; returns their mean loss,
 /// or a non-finite value (and leaves the weights untouched) when the loss or gradient blew up.
+/// With several ranks: a step boundary where all agree to stop when any rank failed, then one
+/// gradient allreduce; every rank then clips the same (global) gradient and steps alike.
 double Trainer::step(double lr) {
     model_.zero_grad();
     double total = 0.0;
     for (std::int64_t micro = 0; micro < s_.grad_accum; ++micro) {
-        const nanogpt::Batch batch =
-            nanogpt::get_batch(train_.tokens(), s_.batch_size, s_.model.block_size, data_rng_);
+        const nanogpt::Batch batch = rank_rows(
+            nanogpt::get_batch(train_.tokens(), s_.batch_size, s_.model.block_size, data_rng_),
+            comm_);
         auto [logits, loss] = model_.forward(batch.x, batch.y);
         const double value = loss.item();
-        if (!std::isfinite(value)) return value;
         total += value;
+        if (!std::isfinite(value)) break;
         // The gradient of the mean over all micro-batches: each contributes 1/steps of its own.
         if (s_.grad_accum > 1)
             loss = nanogpt::scale(loss, 1.0f / static_cast<float>(s_.grad_accum));
         loss.backward();
     }
+    if (comm_.world_size() > 1) {
+        if (comm_.any(!std::isfinite(total) || !leader_error_.empty()))
+            return std::isfinite(total) ? std::nan("") : total;  // this rank or another failed
+        const auto t0 = std::chrono::steady_clock::now();
+        comm_.average_gradients(model_.parameters());
+        allreduce_ms_ =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+    } else if (!std::isfinite(total)) {
+        return total;
+    }
     const double norm = nanogpt::clip_grad_norm(model_.parameters(), s_.grad_clip);
     if (!std::isfinite(norm)) return norm;
     optimizer_.step(lr);
-    return total / static_cast<double>(s_.grad_accum);
+    return comm_.average(total / static_cast<double>(s_.grad_accum));
 }
 
 void Trainer::report_step(std::int64_t iter, double loss, double lr, double ms) {
@@ -482,6 +595,7 @@ void Trainer::report_step(std::int64_t iter, double loss, double lr, double ms) 
     const std::int64_t done = iter + 1;
     if (done % s_.log_interval == 0)
         log({"train", done, loss, std::nan(""), lr, ms, tokens_per_s, mfu});
+    if (!leader()) return;
     char line[256];
     if (terminal_) {
         const auto now = std::chrono::steady_clock::now();
@@ -505,29 +619,25 @@ void Trainer::report_step(std::int64_t iter, double loss, double lr, double ms) 
                       "step %lld/%lld: loss %.4f, lr %.2e, %.1f ms/it, %.1fk tok/s, mfu %.2f%%",
                       static_cast<long long>(done), static_cast<long long>(s_.max_iters), loss, lr,
                       ms, tokens_per_s / 1000, 100 * mfu);
-        print_line(line);
+        std::string text = line;
+        if (comm_.world_size() > 1) {
+            std::snprintf(line, sizeof line, ", allreduce %.1f ms", allreduce_ms_);
+            text += line;
+        }
+        print_line(text);
     }
 }
 
 int Trainer::run() {
-    std::filesystem::create_directories(s_.out_dir);
     const std::string config_text = config_.to_text();
-    nanogpt::detail::write_file_atomically(s_.out_dir + "/config.txt",
-                                           {{config_text.data(), config_text.size()}}, "train");
-    std::printf("configuration (saved to %s/config.txt):\n%s", s_.out_dir.c_str(),
-                config_text.c_str());
-    std::printf("data: %s: train %lld tokens, val %lld tokens, vocab_size %lld (%s)\n",
-                s_.data_dir.c_str(), static_cast<long long>(train_.size()),
-                static_cast<long long>(val_.size()), static_cast<long long>(meta_.vocab_size),
-                train_.memory_mapped() ? "memory-mapped" : "in memory");
-    std::printf("model: %.2fM parameters, %d threads, %.0f tokens per step\n",
-                static_cast<double>(model_.num_parameters()) / 1e6, nanogpt::detail::max_threads(),
-                static_cast<double>(s_.batch_size * s_.model.block_size * s_.grad_accum));
+    on_leader([&] {
+        std::filesystem::create_directories(s_.out_dir);
+        nanogpt::detail::write_file_atomically(s_.out_dir + "/config.txt",
+                                               {{config_text.data(), config_text.size()}}, "train");
+    });
+    if (leader()) print_run(config_text);
     std::int64_t iter = state_.iter;
-    if (s_.init_from == "resume")
-        std::printf("resuming from %s at step %lld\n", ckpt_path_.c_str(),
-                    static_cast<long long>(iter));
-    open_log(iter);
+    on_leader([&] { open_log(iter); });
     std::signal(SIGINT, on_stop_signal);
     std::signal(SIGTERM, on_stop_signal);
     const auto start = std::chrono::steady_clock::now();
@@ -539,13 +649,22 @@ int Trainer::run() {
         const double lr = s_.schedule.at(iter);
         const double loss = step(lr);
         if (!std::isfinite(loss)) {
-            if (terminal_) std::fputs("\n", stdout);
+            if (terminal_ && leader()) std::fputs("\n", stdout);
             std::fflush(stdout);
-            std::fprintf(
-                stderr,
-                "error: training diverged at step %lld (the loss or the gradient norm is %f); "
-                "stopping, the last good checkpoint stays in %s\n",
-                static_cast<long long>(iter), loss, ckpt_path_.c_str());
+            if (!leader_error_.empty()) return report_leader_error();
+            if (comm_.world_size() == 1) {
+                std::fprintf(
+                    stderr,
+                    "error: training diverged at step %lld (the loss or the gradient norm is %f); "
+                    "stopping, the last good checkpoint stays in %s\n",
+                    static_cast<long long>(iter), loss, ckpt_path_.c_str());
+            } else {
+                std::fprintf(stderr,
+                             "error: rank %d stops at step %lld: the loss or the gradient norm is "
+                             "%f here, or another rank failed (see its error); the last good "
+                             "checkpoint stays in %s\n",
+                             comm_.rank(), static_cast<long long>(iter), loss, ckpt_path_.c_str());
+            }
             return 2;
         }
         report_step(iter, loss, lr,
@@ -553,14 +672,21 @@ int Trainer::run() {
                         .count());
         ++iter;
         if (iter - first == stop_after_) g_stop_signal = SIGINT;
-        if (g_stop_signal != 0) {
+        // mpirun forwards Ctrl-C to every rank, but not at the same step: agree before stopping.
+        const bool stop =
+            comm_.world_size() > 1 ? comm_.any(g_stop_signal != 0) : g_stop_signal != 0;
+        if (stop) {
+            const int signal = g_stop_signal != 0 ? static_cast<int>(g_stop_signal) : SIGINT;
             save(iter);
-            print_line(std::string(g_stop_signal == SIGTERM ? "SIGTERM" : "interrupted") +
-                       " after step " + std::to_string(iter) + ": saved checkpoint to " +
-                       ckpt_path_ + "; continue with --init_from=resume");
+            print_line(std::string(signal == SIGTERM ? "SIGTERM" : "interrupted") + " after step " +
+                       std::to_string(iter) + ": saved checkpoint to " + ckpt_path_ +
+                       "; continue with --init_from=resume");
+            if (!leader_error_.empty()) return report_leader_error();
             return 0;
         }
     }
+    if (!leader_error_.empty()) return report_leader_error();
+    if (!leader()) return 0;
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("done: %lld steps in %s (%.1f s), best val loss %.4f\n",
@@ -569,26 +695,89 @@ int Trainer::run() {
     return 0;
 }
 
+void Trainer::print_run(const std::string& config_text) {
+    std::printf("configuration (saved to %s/config.txt):\n%s", s_.out_dir.c_str(),
+                config_text.c_str());
+    std::printf("data: %s: train %lld tokens, val %lld tokens, vocab_size %lld (%s)\n",
+                s_.data_dir.c_str(), static_cast<long long>(train_.size()),
+                static_cast<long long>(val_.size()), static_cast<long long>(meta_.vocab_size),
+                train_.memory_mapped() ? "memory-mapped" : "in memory");
+    std::printf("model: %.2fM parameters, %d threads, %.0f tokens per step\n",
+                static_cast<double>(model_.num_parameters()) / 1e6, nanogpt::detail::max_threads(),
+                static_cast<double>(s_.batch_size * s_.model.block_size * s_.grad_accum));
+    if (comm_.world_size() > 1)
+        std::printf(
+            "data-parallel: %d MPI ranks, %lld rows of each batch per rank, %d threads each\n",
+            comm_.world_size(), static_cast<long long>(s_.batch_size / comm_.world_size()),
+            nanogpt::detail::max_threads());
+    if (s_.init_from == "resume")
+        std::printf("resuming from %s at step %lld\n", ckpt_path_.c_str(),
+                    static_cast<long long>(state_.iter));
+}
+
+/// The whole program on one communicator: errors every rank shares (the configuration, a missing
+/// dataset) end all ranks alike; an error on one rank alone ends the others at the next step
+/// boundary, or, outside the training loop, by aborting them.
+int train_main(int argc, char** argv, Communicator& comm) {
+    const CommandLine cl = parse_command_line(argc, argv);
+    if (cl.help) {
+        if (comm.rank() == 0) print_help();
+        return 0;
+    }
+    if (cl.print_table) {
+        if (comm.rank() == 0) std::cout << examples::TrainConfig::markdown_table();
+        return 0;
+    }
+    examples::TrainConfig config = build_config(cl);
+    const Settings settings = read_settings(config);
+    if (settings.batch_size % comm.world_size() != 0) {
+        throw std::invalid_argument("key 'batch_size': " + std::to_string(settings.batch_size) +
+                                    " is not a multiple of the " +
+                                    std::to_string(comm.world_size()) +
+                                    " MPI ranks (each rank takes batch_size / ranks rows)");
+    }
+    if (settings.threads > 0) nanogpt::detail::set_threads(settings.threads);
+    std::unique_ptr<Trainer> trainer;
+    std::string error;
+    try {
+        trainer = std::make_unique<Trainer>(std::move(config), settings, cl.stop_after, comm);
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    if (comm.any(!error.empty())) {
+        throw std::runtime_error(error.empty() ? "stopping: another MPI rank failed to start"
+                                               : error);
+    }
+    try {
+        return trainer->run();
+    } catch (const std::exception& e) {
+        // Unexpected here on one rank alone: the others may already wait in a collective.
+        std::cerr << "error: " << e.what() << "\n";
+        std::cerr.flush();
+        comm.abort_others();
+        return 1;
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+#ifdef NANOGPT_USE_MPI
+    std::unique_ptr<Communicator> comm;
     try {
-        const CommandLine cl = parse_command_line(argc, argv);
-        if (cl.help) {
-            print_help();
-            return 0;
-        }
-        if (cl.print_table) {
-            std::cout << examples::TrainConfig::markdown_table();
-            return 0;
-        }
-        examples::TrainConfig config = build_config(cl);
-        const Settings settings = read_settings(config);
-        if (settings.threads > 0) nanogpt::detail::set_threads(settings.threads);
-        Trainer trainer(std::move(config), settings, cl.stop_after);
-        return trainer.run();
+        comm = std::make_unique<MpiCommunicator>(argc, argv);
     } catch (const std::exception& e) {
         std::cerr << "error: " << e.what() << "\n";
+        return 1;
+    }
+#else
+    auto comm = std::make_unique<Communicator>();
+#endif
+    try {
+        return train_main(argc, argv, *comm);
+    } catch (const std::exception& e) {
+        std::cerr << "error: " << e.what() << "\n";
+        std::cerr.flush();
         return 1;
     }
 }
