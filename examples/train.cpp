@@ -19,6 +19,7 @@
 #include <cmath>       // std::isfinite
 #include <csignal>     // std::signal, std::sig_atomic_t, SIGINT, SIGTERM
 #include <cstdio>      // std::printf, std::fflush, std::fputs
+#include <cstdlib>     // std::getenv
 #include <exception>   // std::exception
 #include <filesystem>  // std::filesystem::create_directories, exists
 #include <fstream>     // std::ofstream
@@ -54,6 +55,9 @@ void on_stop_signal(int sig) {
 }
 
 bool stdout_is_terminal() {
+    // NANOGPT_PROGRESS=plain forces log lines, e.g. under mpirun, whose ranks write to a pty.
+    const char* progress = std::getenv("NANOGPT_PROGRESS");
+    if (progress != nullptr && std::string(progress) == "plain") return false;
 #ifdef NANOGPT_TRAIN_HAS_ISATTY
     return isatty(STDOUT_FILENO) != 0;
 #else
