@@ -3,7 +3,9 @@
 # (benchmarks/pytorch_reference.py under Debian's /usr/bin/python3 with python3-torch), one process
 # each, and prints a table with the ratios. PyTorch runs at its best on this kind of machine:
 # 2 threads, OMP_WAIT_POLICY=PASSIVE, and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset (they force
-# OpenBLAS onto its AVX2 kernel at half speed). Usage: benchmarks/compare_pytorch.sh [iters] [threads]
+# OpenBLAS onto its AVX2 kernel at half speed). nanogpt.hpp runs with the OpenMP default wait policy
+# (threads spin briefly between loops), which is its best setting on an otherwise idle machine.
+# Usage: benchmarks/compare_pytorch.sh [iters] [threads]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 iters=${1:-10}
@@ -15,7 +17,7 @@ echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), CPU: $(lscpu | sed -n 's/^Model na
 printf '| %-18s | %12s | %12s | %7s | %9s | %12s | %12s |\n' workload "ours ms/iter" "torch ms/iter" speedup "our MFU" "our RSS MB" "torch RSS MB"
 printf '|%s|\n' "--------------------|--------------|---------------|---------|-----------|--------------|--------------"
 for w in "${workloads[@]}"; do
-    ours=$(OMP_NUM_THREADS=${threads} OMP_WAIT_POLICY=PASSIVE ./build/bench_train --workload "$w" --iters "${iters}" | grep '^RESULT')
+    ours=$(OMP_NUM_THREADS=${threads} ./build/bench_train --workload "$w" --iters "${iters}" | grep '^RESULT')
     torch=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=${threads} OMP_WAIT_POLICY=PASSIVE \
         /usr/bin/python3 benchmarks/pytorch_reference.py --workload "$w" --iters "${iters}" --threads "${threads}" | grep '^RESULT')
     o_ms=$(echo "$ours" | field ms_per_iter); t_ms=$(echo "$torch" | field ms_per_iter)
@@ -23,7 +25,7 @@ for w in "${workloads[@]}"; do
         "$(echo "${t_ms} / ${o_ms}" | bc -l)" "$(echo "$(echo "$ours" | field mfu) * 100" | bc -l)" \
         "$(echo "$ours" | field peak_rss_mb)" "$(echo "$torch" | field peak_rss_mb)"
 done
-ours=$(OMP_NUM_THREADS=${threads} OMP_WAIT_POLICY=PASSIVE ./build/bench_sample --model shakespeare_char --tokens 256 --runs 1)
+ours=$(OMP_NUM_THREADS=${threads} ./build/bench_sample --model shakespeare_char --tokens 256 --runs 1)
 torch=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=${threads} OMP_WAIT_POLICY=PASSIVE \
     /usr/bin/python3 benchmarks/pytorch_reference.py --workload shakespeare_b8 --sample_tokens 256 --threads "${threads}" | grep '^RESULT')
 echo
