@@ -3,7 +3,8 @@
 //
 //   ./build/bench_sample --model shakespeare_char --tokens 256 [--threads 2] [--runs 3]
 //
-// Weights are random (speed does not depend on them); both paths must produce the same greedy tokens.
+// Weights are random (speed does not depend on them); both paths must produce the same greedy
+// tokens.
 #include <algorithm>  // std::sort
 #include <chrono>     // std::chrono::steady_clock
 #include <cstdio>     // std::printf
