@@ -27,6 +27,7 @@
 
 #include <nanogpt/config.hpp>
 #include <nanogpt/detail/atomic_file.hpp>
+#include <nanogpt/detail/utf8.hpp>
 #include <nanogpt/model.hpp>
 
 namespace nanogpt {
@@ -154,7 +155,7 @@ private:
             // digits.
             constexpr std::string_view from = "\"\\/bfnrt", to = "\"\\/\b\f\n\r\t";
             if (e == 'u') {
-                append_utf8(s, parse_code_point());
+                nanogpt::detail::encode_utf8(static_cast<char32_t>(parse_code_point()), s);
             } else if (const std::size_t k = from.find(e); k != std::string_view::npos) {
                 s += to[k];
             } else {
@@ -186,19 +187,6 @@ private:
         const unsigned lo = parse_hex4();
         if (lo < 0xDC00 || lo > 0xDFFF) fail("invalid low surrogate");
         return 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-    }
-    static void append_utf8(std::string& s, unsigned cp) {
-        auto byte = [&s](unsigned b) { s += static_cast<char>(b); };
-        if (cp < 0x80) {
-            byte(cp);
-        } else if (cp < 0x800) {
-            byte(0xC0 | (cp >> 6)), byte(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-            byte(0xE0 | (cp >> 12)), byte(0x80 | ((cp >> 6) & 0x3F)), byte(0x80 | (cp & 0x3F));
-        } else {
-            byte(0xF0 | (cp >> 18)), byte(0x80 | ((cp >> 12) & 0x3F)),
-                byte(0x80 | ((cp >> 6) & 0x3F)), byte(0x80 | (cp & 0x3F));
-        }
     }
 
     std::string_view text_;
