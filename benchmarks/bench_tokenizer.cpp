@@ -23,6 +23,7 @@
 #include <vector>      // std::vector
 
 #include "nanogpt/bpe_tokenizer.hpp"
+#include "nanogpt/detail/hash.hpp"
 
 namespace {
 
@@ -53,15 +54,9 @@ std::string cpu_name() {
     return "unknown CPU";
 }
 
+/// The vectors file's hash of an id sequence: FNV-1a over the ids' little-endian bytes.
 std::uint64_t fnv1a64(const std::vector<std::int32_t>& ids) {
-    std::uint64_t h = 0xcbf29ce484222325ULL;
-    for (std::int32_t id : ids) {
-        for (int shift = 0; shift < 32; shift += 8) {
-            h ^= (static_cast<std::uint32_t>(id) >> shift) & 0xFF;
-            h *= 0x100000001b3ULL;
-        }
-    }
-    return h;
+    return nanogpt::detail::fnv1a(ids.data(), ids.size() * sizeof(std::int32_t));
 }
 
 // Checks the ids against the reference record for the file, if the vectors file is there.

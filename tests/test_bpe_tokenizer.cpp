@@ -17,6 +17,7 @@
 #include <vector>      // std::vector
 
 #include <nanogpt/bpe_tokenizer.hpp>
+#include <nanogpt/detail/hash.hpp>
 
 using nanogpt::GPT2Tokenizer;
 namespace fs = std::filesystem;
@@ -52,15 +53,9 @@ const GPT2Tokenizer* gpt2() {
     return tok ? &*tok : nullptr;
 }
 
+/// The vectors file's hash of an id sequence: FNV-1a over the ids' little-endian bytes.
 std::uint64_t fnv1a64(const std::vector<std::int32_t>& ids) {
-    std::uint64_t h = 0xcbf29ce484222325ULL;
-    for (std::int32_t id : ids) {
-        for (int shift = 0; shift < 32; shift += 8) {
-            h ^= (static_cast<std::uint32_t>(id) >> shift) & 0xFF;
-            h *= 0x100000001b3ULL;
-        }
-    }
-    return h;
+    return nanogpt::detail::fnv1a(ids.data(), ids.size() * sizeof(std::int32_t));
 }
 
 // Undoes make_tokenizer_vectors.js's escapes: \\ \t \n \r \xHH \u{HEX}.

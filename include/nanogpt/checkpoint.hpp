@@ -30,6 +30,7 @@
 
 #include <nanogpt/config.hpp>
 #include <nanogpt/detail/atomic_file.hpp>
+#include <nanogpt/detail/hash.hpp>
 #include <nanogpt/detail/random.hpp>
 #include <nanogpt/model.hpp>
 #include <nanogpt/optim.hpp>
@@ -82,12 +83,6 @@ struct Checkpoint {
 };
 
 namespace detail {
-
-inline std::uint64_t fnv1a(const unsigned char* bytes, std::size_t n) {
-    std::uint64_t h = 0xcbf29ce484222325ULL;
-    for (std::size_t i = 0; i < n; ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
-    return h;
-}
 
 /// Appends raw little-endian values to a byte buffer.
 class ByteWriter {

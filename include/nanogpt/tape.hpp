@@ -135,7 +135,6 @@ public:
         mark_ = detail::seconds_now();
     }
     const std::vector<OpProfile>& profile() const { return profile_; }
-    void clear_profile() { profile_.clear(); }
     std::size_t num_nodes() const { return nodes_.size(); }
     /// Bytes of activations and activation gradients held at the high-water mark.
     std::size_t peak_bytes() const { return activations_.peak_bytes() + gradients_.peak_bytes(); }

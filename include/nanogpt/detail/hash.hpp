@@ -1,0 +1,17 @@
+// hash.hpp — FNV-1a (64-bit) over bytes: the checkpoint integrity hash, and the hash the test
+// vectors use to pin long token-id sequences (ids hashed as their little-endian bytes).
+#pragma once
+
+#include <cstddef>  // std::size_t
+#include <cstdint>  // std::uint64_t
+
+namespace nanogpt::detail {
+
+inline std::uint64_t fnv1a(const void* data, std::size_t n) {
+    const auto* bytes = static_cast<const unsigned char*>(data);
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+}  // namespace nanogpt::detail
