@@ -5,6 +5,7 @@
 
 #include <cstdint>    // std::int32_t, std::int64_t
 #include <stdexcept>  // std::invalid_argument, std::logic_error
+#include <tuple>      // std::make_tuple
 #include <vector>     // std::vector
 
 #include <nanogpt/ops/attention.hpp>
@@ -151,14 +152,17 @@ TEST_CASE("tensor: reshape is a view that shares the gradient", "[tensor][double
     nanogpt::sum(nanogpt::mul(r, w)).backward();
     for (std::int64_t i = 0; i < 12; ++i) CHECK(x.grad()[i] == w.data()[i]);
 
-    // Reshaping an op output shares its gradient slot too.
+    // Reshaping an op output shares its gradient slot too (kept after backward on request).
     Tape::current().begin_graph();
+    Tape::current().set_retain_grads(true);
     x.zero_grad();
     const auto y = nanogpt::scale(x, 3.0);
     const auto y2 = y.reshape(Shape{12});
     const auto w2 = random_tensor<double>(Shape{12}, 3);
     nanogpt::sum(nanogpt::mul(y2, w2)).backward();
+    Tape::current().set_retain_grads(false);
     CHECK(y.grad() == y2.grad());
+    for (std::int64_t i = 0; i < 12; ++i) CHECK(y2.grad()[i] == w2.data()[i]);
     for (std::int64_t i = 0; i < 12; ++i) CHECK(x.grad()[i] == Approx(3.0 * w2.data()[i]));
 
     SECTION("wrong number of elements") {
@@ -327,4 +331,34 @@ TEST_CASE("tensor: every op records exactly one tape node", "[tensor]") {
         CHECK(tape.num_nodes() == 0);
         CHECK(tape.consumed());
     }
+}
+
+TEST_CASE("tensor: activation gradients are freed during backward and their memory reused",
+          "[tensor][double]") {
+    // A chain of same-shaped ops: each output's gradient dies once its op has run, so the next
+    // (earlier) gradient takes the same memory and the tape holds about two gradients, not eight.
+    auto run_chain = [](bool retain) {
+        Tape::current().begin_graph();
+        Tape::current().reset_peak_bytes();
+        Tape::current().set_retain_grads(retain);
+        Tensor<double> x = random_tensor<double>(Shape{64, 64}, 5, true);
+        Tensor<double> h = x;
+        std::vector<Tensor<double>> outputs;
+        for (int i = 0; i < 8; ++i) {
+            h = nanogpt::gelu(nanogpt::scale(h, 1.5));
+            outputs.push_back(h);
+        }
+        nanogpt::sum(h).backward();
+        Tape::current().set_retain_grads(false);
+        return std::make_tuple(x.grad_to_vector(), Tape::current().peak_bytes(), outputs);
+    };
+    const auto [grad_retained, bytes_retained, outputs_retained] = run_chain(true);
+    CHECK(outputs_retained.front().grad() != nullptr);  // kept on request
+    const auto [grad_freed, bytes_freed, outputs_freed] = run_chain(false);
+    CHECK(grad_freed == grad_retained);  // same arithmetic, only the memory differs
+    const std::size_t one_tensor = 64 * 64 * sizeof(double);
+    // activations: 16 outputs + the sum; gradients: all 16 when retained, a couple when freed
+    CHECK(bytes_retained - bytes_freed >= 12 * one_tensor);
+    CHECK_THROWS_AS(outputs_freed.front().grad(), std::logic_error);
+    CHECK_THROWS_WITH(outputs_freed.back().grad(), Contains("set_retain_grads"));
 }

@@ -11,7 +11,7 @@
 
 #include <chrono>       // std::chrono::steady_clock (op profiling)
 #include <cstddef>      // std::size_t
-#include <cstring>      // std::strcmp
+#include <cstring>      // std::strcmp, std::memset
 #include <cstdint>      // std::uint64_t, std::int32_t
 #include <new>          // placement new
 #include <stdexcept>    // std::logic_error
@@ -58,6 +58,8 @@ public:
         gradients_.reset();
         nodes_memory_.reset();
         grad_slots_.clear();
+        free_gradients_.clear();
+        slots_owned_ = 0;
         consumed_ = false;
         ++generation_;
         if (profiling_) mark_ = detail::seconds_now();
@@ -76,15 +78,32 @@ public:
 
     /// Registers a gradient of `bytes` for an op output; the memory is only allocated (zeroed)
     /// when backward first touches it, so inference never pays for gradients.
+    ///
+    /// Activation gradients are short-lived: an output's gradient is complete once every consumer
+    /// has run its backward, and dead once its own op has run. So backward() hands each op's
+    /// output gradients back as soon as that op's node has run, and later (earlier-in-the-model)
+    /// gradients of the same size reuse the memory — a GPT then holds a few layers' worth of
+    /// activation gradients instead of all of them. Reading such a gradient after backward() is
+    /// an error unless set_retain_grads(true) (like PyTorch's retain_grad, for inspection).
     std::int32_t add_grad_slot(std::size_t bytes) {
-        grad_slots_.push_back(GradSlot{nullptr, bytes});
+        grad_slots_.push_back(GradSlot{nullptr, bytes, false});
         return static_cast<std::int32_t>(grad_slots_.size() - 1);
     }
     void* slot_gradient(std::int32_t slot) {
         GradSlot& s = grad_slots_.at(static_cast<std::size_t>(slot));
-        if (s.memory == nullptr) s.memory = gradients_.allocate_zeroed(s.bytes);
+        if (s.released) {
+            throw std::logic_error(
+                "Tensor::grad(): the gradient of an intermediate result is freed during "
+                "backward() once its op has used it; call Tape::current().set_retain_grads(true) "
+                "before the forward pass to keep it");
+        }
+        if (s.memory == nullptr) s.memory = take_gradient_memory(s.bytes);
         return s.memory;
     }
+
+    /// Keep every activation gradient until the next graph (off by default: costs memory).
+    void set_retain_grads(bool retain) { retain_grads_ = retain; }
+    bool retain_grads() const { return retain_grads_; }
 
     /// Records one node for the op `name` (a string literal): `backward_fn()` will be called
     /// once, in reverse order, by backward().
@@ -93,8 +112,13 @@ public:
         using Closure = std::decay_t<Fn>;
         void* where = nodes_memory_.allocate(sizeof(Closure));
         auto* closure = new (where) Closure(std::forward<Fn>(backward_fn));
+        // Every op allocates its outputs before recording, so the slots registered since the
+        // previous node are this op's outputs: their gradients die when this node has run.
+        const auto first_slot = static_cast<std::int32_t>(slots_owned_);
+        slots_owned_ = grad_slots_.size();
         nodes_.push_back(Node{closure, [](void* c) { (*static_cast<Closure*>(c))(); },
-                              [](void* c) { static_cast<Closure*>(c)->~Closure(); }, name});
+                              [](void* c) { static_cast<Closure*>(c)->~Closure(); }, name,
+                              first_slot, static_cast<std::int32_t>(slots_owned_)});
         if (profiling_) {  // the op's forward ran since the previous mark
             const double now = detail::seconds_now();
             stats_for(name).forward_seconds += now - mark_;
@@ -114,6 +138,7 @@ public:
         for (std::size_t i = nodes_.size(); i-- > 0;) {
             const double start = profiling_ ? detail::seconds_now() : 0.0;
             nodes_[i].run(nodes_[i].closure);
+            if (!retain_grads_) release_output_gradients(nodes_[i]);
             if (profiling_)
                 stats_for(nodes_[i].name).backward_seconds += detail::seconds_now() - start;
         }
@@ -138,6 +163,11 @@ public:
     std::size_t num_nodes() const { return nodes_.size(); }
     /// Bytes of activations and activation gradients held at the high-water mark.
     std::size_t peak_bytes() const { return activations_.peak_bytes() + gradients_.peak_bytes(); }
+    /// Restarts the high-water mark (e.g. to measure one configuration after another).
+    void reset_peak_bytes() {
+        activations_.reset_peak();
+        gradients_.reset_peak();
+    }
 
 private:
     struct Node {
@@ -145,6 +175,7 @@ private:
         void (*run)(void*);
         void (*destroy)(void*);
         const char* name;
+        std::int32_t first_slot, end_slot;  // gradient slots of this op's outputs
     };
 
     OpProfile& stats_for(const char* name) {
@@ -156,7 +187,34 @@ private:
     struct GradSlot {
         void* memory;
         std::size_t bytes;
+        bool released;
     };
+    struct FreeGradient {
+        void* memory;
+        std::size_t bytes;
+    };
+
+    // Zeroed memory for a gradient: a released block of exactly this size if there is one (the
+    // same shapes recur in every layer), else fresh arena memory.
+    void* take_gradient_memory(std::size_t bytes) {
+        for (std::size_t i = free_gradients_.size(); i-- > 0;) {
+            if (free_gradients_[i].bytes != bytes) continue;
+            void* memory = free_gradients_[i].memory;
+            free_gradients_[i] = free_gradients_.back();
+            free_gradients_.pop_back();
+            std::memset(memory, 0, bytes);
+            return memory;
+        }
+        return gradients_.allocate_zeroed(bytes);
+    }
+    void release_output_gradients(const Node& node) {
+        for (std::int32_t k = node.first_slot; k < node.end_slot; ++k) {
+            GradSlot& s = grad_slots_[static_cast<std::size_t>(k)];
+            if (s.memory != nullptr) free_gradients_.push_back(FreeGradient{s.memory, s.bytes});
+            s.memory = nullptr;
+            s.released = true;
+        }
+    }
 
     void destroy_nodes() {
         for (auto& node : nodes_) node.destroy(node.closure);
@@ -169,6 +227,9 @@ private:
     detail::Arena scratch_;
     std::vector<Node> nodes_;
     std::vector<GradSlot> grad_slots_;
+    std::vector<FreeGradient> free_gradients_;  // released gradient memory, reused by size
+    std::size_t slots_owned_ = 0;               // slots already assigned to a recorded node
+    bool retain_grads_ = false;
     std::uint64_t generation_ = 1;  // 0 means "not made by an op" in Tensor
     bool grad_enabled_ = true;
     bool consumed_ = false;

@@ -63,6 +63,8 @@ public:
         return total;
     }
     std::size_t peak_bytes() const { return peak_; }
+    /// Starts a new high-water mark from what is in use now.
+    void reset_peak() { peak_ = in_use_; }
 
 private:
     struct AlignedDelete {
