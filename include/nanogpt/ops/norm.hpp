@@ -43,40 +43,63 @@ void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, 
 
 // With g = dout * weight: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), the usual result of
 // differentiating through the mean and the variance. dweight += dout * xhat, dbias += dout, summed
-// over rows — done per channel block so that no two threads write one element.
+// over rows.
+//
+// One pass over x and dout: rows go in fixed chunks of kLayerNormChunkRows, and each chunk writes
+// its dx rows and its own partial sums of dweight and dbias (into `partials`, 2 x C per chunk);
+// a second, tiny pass adds the chunk partials per channel in chunk order. Reading the two big
+// inputs once instead of twice matters because they rarely fit in cache, and the chunking (not
+// the thread count) fixes the order of every sum, so results do not depend on the thread count.
+inline constexpr std::int64_t kLayerNormChunkRows = 32;
+
+/// Elements of `partials` layernorm_backward needs for N rows of C channels.
+inline std::int64_t layernorm_backward_partials(std::int64_t N, std::int64_t C) {
+    return 2 * C * ((N + kLayerNormChunkRows - 1) / kLayerNormChunkRows);
+}
+
 template <class T>
-void layernorm_backward(T* dinp, T* dweight, T* dbias, const T* dout, const T* inp, const T* weight,
-                        const T* mean, const T* rstd, std::int64_t N, std::int64_t C) {
-    if (dinp != nullptr) {
-        detail::parallel_for(N, [&](std::int64_t r) {
+void layernorm_backward(T* dinp, T* dweight, T* dbias, T* partials, const T* dout, const T* inp,
+                        const T* weight, const T* mean, const T* rstd, std::int64_t N,
+                        std::int64_t C) {
+    const std::int64_t chunks = (N + kLayerNormChunkRows - 1) / kLayerNormChunkRows;
+    detail::parallel_for(chunks, [&](std::int64_t chunk) {
+        T* dw = partials + chunk * 2 * C;
+        T* db = dw + C;
+        for (std::int64_t c = 0; c < 2 * C; ++c) dw[c] = T(0);
+        const std::int64_t r1 = std::min(N, (chunk + 1) * kLayerNormChunkRows);
+        for (std::int64_t r = chunk * kLayerNormChunkRows; r < r1; ++r) {
             const T* x = inp + r * C;
             const T* dy = dout + r * C;
+            const T m = mean[r], s = rstd[r];
+            for (std::int64_t c = 0; c < C; ++c) {
+                dw[c] += dy[c] * (x[c] - m) * s;
+                db[c] += dy[c];
+            }
+            if (dinp == nullptr) continue;
             const T g_mean =
                 detail::sum_of<T>(C, [&](std::int64_t c) { return dy[c] * weight[c]; }) /
                 static_cast<T>(C);
             const T gx_mean =
-                detail::sum_of<T>(C,
-                                  [&](std::int64_t c) {
-                                      return dy[c] * weight[c] * (x[c] - mean[r]) * rstd[r];
-                                  }) /
+                detail::sum_of<T>(
+                    C, [&](std::int64_t c) { return dy[c] * weight[c] * (x[c] - m) * s; }) /
                 static_cast<T>(C);
             T* dx = dinp + r * C;
             for (std::int64_t c = 0; c < C; ++c) {
-                const T xhat = (x[c] - mean[r]) * rstd[r];
-                dx[c] += rstd[r] * (dy[c] * weight[c] - g_mean - xhat * gx_mean);
+                const T xhat = (x[c] - m) * s;
+                dx[c] += s * (dy[c] * weight[c] - g_mean - xhat * gx_mean);
             }
-        });
-    }
+        }
+    });
+    if (dweight == nullptr && dbias == nullptr) return;
     const std::int64_t blocks = (C + detail::kChannelBlock - 1) / detail::kChannelBlock;
     detail::parallel_for(blocks, [&](std::int64_t blk) {
         const std::int64_t c0 = blk * detail::kChannelBlock,
                            c1 = std::min(C, c0 + detail::kChannelBlock);
-        for (std::int64_t r = 0; r < N; ++r) {
-            const T* x = inp + r * C;
-            const T* dy = dout + r * C;
+        for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+            const T* dw = partials + chunk * 2 * C;
             for (std::int64_t c = c0; c < c1; ++c) {
-                if (dweight != nullptr) dweight[c] += dy[c] * (x[c] - mean[r]) * rstd[r];
-                if (dbias != nullptr) dbias[c] += dy[c];
+                if (dweight != nullptr) dweight[c] += dw[c];
+                if (dbias != nullptr) dbias[c] += dw[C + c];
             }
         }
     });
@@ -110,8 +133,12 @@ Tensor<T> layernorm(const Tensor<T>& x, const Tensor<T>& weight,
                                has_bias ? bias.data() : nullptr, N, C);
     if (out.requires_grad()) {
         Tape::current().record("layernorm", [out, x, weight, bias, has_bias, mean, rstd, N, C] {
+            const auto partials_bytes =
+                static_cast<std::size_t>(kernels::layernorm_backward_partials(N, C)) * sizeof(T);
+            T* partials = static_cast<T*>(Tape::current().backward_scratch(partials_bytes));
             kernels::layernorm_backward(x.grad(), weight.grad(), has_bias ? bias.grad() : nullptr,
-                                        out.grad(), x.data(), weight.data(), mean, rstd, N, C);
+                                        partials, out.grad(), x.data(), weight.data(), mean, rstd,
+                                        N, C);
         });
     }
     return out;
