@@ -18,6 +18,7 @@
 
 #include "../examples/args.hpp"
 #include "bench_configs.hpp"
+#include "peak_flops.hpp"
 
 namespace {
 
@@ -59,9 +60,10 @@ int main(int argc, char** argv) {
         const std::int64_t iters = args.get_int("iters", 10), warmup = args.get_int("warmup", 2);
         const int threads = static_cast<int>(args.get_int("threads", 0));
         const bool profile = args.get_bool("profile", false);
-        const double peak = args.get_double("peak_gflops", 527.0);
+        const double given_peak = args.get_double("peak_gflops", 0.0);  // 0: measure it
         args.reject_unknown();
         if (threads > 0) nanogpt::detail::set_threads(threads);
+        const double peak = given_peak > 0.0 ? given_peak : bench::measured_peak_gflops();
         const bench::Workload w = bench::find_workload(name);
         const nanogpt::GPTConfig& c = w.config;
 
@@ -106,6 +108,8 @@ int main(int argc, char** argv) {
             "%.4f\n",
             nanogpt::detail::max_threads(), nanogpt::kernels::sgemm_kernel_name(), (long long)iters,
             (long long)warmup, static_cast<double>(last_loss));
+        std::printf("MFU against %.1f GFLOP/s FP32 peak (%s)\n", peak,
+                    given_peak > 0.0 ? "--peak_gflops" : "measured: FMA loop on every thread");
         std::printf(
             "memory (MB): parameters %.1f, gradients %.1f, AdamW state %.1f, activations+their "
             "grads %.1f\n",
@@ -113,8 +117,9 @@ int main(int argc, char** argv) {
             double(nanogpt::Tape::current().peak_bytes()) / 1e6);
         if (profile) print_profile(iters);
         std::printf(
-            "RESULT workload=%s ms_per_iter=%.2f tokens_per_s=%.1f mfu=%.4f peak_rss_mb=%.1f\n",
-            name.c_str(), med, tokens_per_s, mfu, peak_rss_mb());
+            "RESULT workload=%s ms_per_iter=%.2f tokens_per_s=%.1f mfu=%.4f peak_rss_mb=%.1f "
+            "peak_gflops=%.1f\n",
+            name.c_str(), med, tokens_per_s, mfu, peak_rss_mb(), peak);
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

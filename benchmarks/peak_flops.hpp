@@ -1,0 +1,104 @@
+// peak_flops.hpp — this machine's FP32 FMA peak, measured, for MFU figures that mean something on
+// whatever CPU the benchmark runs on (a constant would be right on one machine only).
+//
+// Every thread runs a loop of independent fused multiply-adds in registers (no memory traffic),
+// with the widest instruction set the CPU has — 16 lanes with AVX-512, 8 with AVX2+FMA; without
+// either the figure is the compiler's scalar FMA rate and MFU is printed against that. The best of
+// several short trials is kept, so a busy moment on a shared machine does not lower the peak.
+#pragma once
+
+#include <algorithm>  // std::max
+#include <chrono>     // std::chrono::steady_clock
+#include <cstdint>    // std::int64_t
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#endif
+
+#include <nanogpt/detail/parallel.hpp>
+
+namespace bench {
+
+namespace peak_detail {
+
+// 12 accumulator chains hide the FMA latency (4 cycles) on two FMA ports. Returns a value that
+// depends on every result so the compiler cannot drop the loop.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx512f"))) inline float fma_loop_avx512(std::int64_t iters) {
+    __m512 acc[12];
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(float(i));
+    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+    for (std::int64_t n = 0; n < iters; ++n)
+        for (auto& r : acc) r = _mm512_fmadd_ps(r, a, b);
+    __m512 s = acc[0];
+    for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
+    return _mm512_reduce_add_ps(s);
+}
+__attribute__((target("avx2,fma"))) inline float fma_loop_avx2(std::int64_t iters) {
+    __m256 acc[12];
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(float(i));
+    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+    for (std::int64_t n = 0; n < iters; ++n)
+        for (auto& r : acc) r = _mm256_fmadd_ps(r, a, b);
+    __m256 s = acc[0];
+    for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    return out[0] + out[7];
+}
+#endif
+inline float fma_loop_scalar(std::int64_t iters) {
+    float acc[12];
+    for (int i = 0; i < 12; ++i) acc[i] = float(i);
+    for (std::int64_t n = 0; n < iters; ++n)
+        for (auto& r : acc) r = r * 0.999999f + 1e-7f;
+    return acc[0] + acc[11];
+}
+
+// FLOPs per iteration of the loop for the chosen instruction set, and one run of it.
+inline int lanes() {
+    switch (nanogpt::detail::vector_isa()) {
+        case nanogpt::detail::VectorIsa::avx512:
+            return 16;
+        case nanogpt::detail::VectorIsa::avx2:
+            return 8;
+        default:
+            return 1;
+    }
+}
+inline float run_loop(std::int64_t iters) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (lanes() == 16) return fma_loop_avx512(iters);
+    if (lanes() == 8) return fma_loop_avx2(iters);
+#endif
+    return fma_loop_scalar(iters);
+}
+
+}  // namespace peak_detail
+
+/// Measured FP32 peak in GFLOP/s on nanogpt::detail::max_threads() threads (best of 5 trials of
+/// about 50 ms each).
+inline double measured_peak_gflops() {
+    const std::int64_t iters = 4'000'000;
+    const int threads = nanogpt::detail::max_threads();
+    double best = 0.0;
+    volatile float sink = 0.0f;
+    for (int trial = 0; trial < 5; ++trial) {
+        const auto t0 = std::chrono::steady_clock::now();
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+        {
+            const float r = peak_detail::run_loop(iters);
+            if (r == 12345.0f) sink = r;  // practically never true; keeps the result alive
+        }
+        const double s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double flops = 2.0 * 12.0 * peak_detail::lanes() * double(iters) * threads;
+        best = std::max(best, flops / s * 1e-9);
+    }
+    (void)sink;
+    return best;
+}
+
+}  // namespace bench
