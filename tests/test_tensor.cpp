@@ -362,3 +362,39 @@ TEST_CASE("tensor: activation gradients are freed during backward and their memo
     CHECK_THROWS_AS(outputs_freed.front().grad(), std::logic_error);
     CHECK_THROWS_WITH(outputs_freed.back().grad(), Contains("set_retain_grads"));
 }
+
+TEST_CASE("tensor: an intermediate gradient is stored by its first writer and added by the rest",
+          "[tensor][double]") {
+    // h feeds linear, gelu and add. In backward the last of them runs first and finds h's
+    // gradient untouched, so it stores (Tensor::grad_for_write) rather than adds into zeroed
+    // memory; the others must add. Each order is checked against finite differences.
+    const auto a = random_tensor<double>(Shape{5, 6}, 11, true);
+    const auto w = random_tensor<double>(Shape{6, 6}, 12, true);
+    const auto mix = random_tensor<double>(Shape{5, 6}, 13);
+    auto weighted_sum = [&](const Tensor<double>& y) { return nanogpt::sum(nanogpt::mul(y, mix)); };
+    SECTION("linear writes first") {
+        nanogpt::test::gradcheck(
+            [&] {
+                const auto h = nanogpt::scale(a, 0.7);
+                return weighted_sum(nanogpt::linear(nanogpt::add(nanogpt::gelu(h), h), w));
+            },
+            {a, w});
+    }
+    SECTION("gelu writes first") {
+        nanogpt::test::gradcheck(
+            [&] {
+                const auto h = nanogpt::scale(a, 0.7);
+                return weighted_sum(nanogpt::add(nanogpt::linear(h, w), nanogpt::gelu(h)));
+            },
+            {a, w});
+    }
+    SECTION("add writes first") {
+        nanogpt::test::gradcheck(
+            [&] {
+                const auto h = nanogpt::scale(a, 0.7);
+                return weighted_sum(
+                    nanogpt::add(h, nanogpt::add(nanogpt::gelu(h), nanogpt::linear(h, w))));
+            },
+            {a, w});
+    }
+}

@@ -9,6 +9,7 @@
 // of reading reused memory. Builds on detail/arena.hpp; read next: tensor.hpp.
 #pragma once
 
+#include <algorithm>    // std::min
 #include <chrono>       // std::chrono::steady_clock (op profiling)
 #include <cstddef>      // std::size_t
 #include <cstring>      // std::strcmp, std::memset
@@ -20,6 +21,7 @@
 #include <vector>       // std::vector
 
 #include <nanogpt/detail/arena.hpp>
+#include <nanogpt/detail/parallel.hpp>
 
 namespace nanogpt {
 
@@ -90,14 +92,17 @@ public:
         return static_cast<std::int32_t>(grad_slots_.size() - 1);
     }
     void* slot_gradient(std::int32_t slot) {
-        GradSlot& s = grad_slots_.at(static_cast<std::size_t>(slot));
-        if (s.released) {
-            throw std::logic_error(
-                "Tensor::grad(): the gradient of an intermediate result is freed during "
-                "backward() once its op has used it; call Tape::current().set_retain_grads(true) "
-                "before the forward pass to keep it");
-        }
-        if (s.memory == nullptr) s.memory = take_gradient_memory(s.bytes);
+        GradSlot& s = live_slot(slot);
+        if (s.memory == nullptr) s.memory = take_gradient_memory(s.bytes, true);
+        return s.memory;
+    }
+    /// Like slot_gradient, but when nothing has touched the gradient yet the memory is handed
+    /// out uninitialised and `overwrite` is set: the caller must then write every element
+    /// (instead of adding). Saves zeroing a buffer only to add into it (e.g. a GEMM's output).
+    void* slot_gradient_for_write(std::int32_t slot, bool& overwrite) {
+        GradSlot& s = live_slot(slot);
+        overwrite = s.memory == nullptr;
+        if (overwrite) s.memory = take_gradient_memory(s.bytes, false);
         return s.memory;
     }
 
@@ -194,18 +199,38 @@ private:
         std::size_t bytes;
     };
 
-    // Zeroed memory for a gradient: a released block of exactly this size if there is one (the
-    // same shapes recur in every layer), else fresh arena memory.
-    void* take_gradient_memory(std::size_t bytes) {
-        for (std::size_t i = free_gradients_.size(); i-- > 0;) {
+    GradSlot& live_slot(std::int32_t slot) {
+        GradSlot& s = grad_slots_.at(static_cast<std::size_t>(slot));
+        if (s.released) {
+            throw std::logic_error(
+                "Tensor::grad(): the gradient of an intermediate result is freed during "
+                "backward() once its op has used it; call Tape::current().set_retain_grads(true) "
+                "before the forward pass to keep it");
+        }
+        return s;
+    }
+
+    // Memory for a gradient (zeroed if asked): a released block of exactly this size if there is
+    // one (the same shapes recur in every layer), else fresh arena memory.
+    void* take_gradient_memory(std::size_t bytes, bool zeroed) {
+        void* memory = nullptr;
+        for (std::size_t i = free_gradients_.size(); i-- > 0 && memory == nullptr;) {
             if (free_gradients_[i].bytes != bytes) continue;
-            void* memory = free_gradients_[i].memory;
+            memory = free_gradients_[i].memory;
             free_gradients_[i] = free_gradients_.back();
             free_gradients_.pop_back();
-            std::memset(memory, 0, bytes);
-            return memory;
         }
-        return gradients_.allocate_zeroed(bytes);
+        if (memory == nullptr) memory = gradients_.allocate(bytes);
+        if (zeroed) {  // activation gradients reach 100 MB: zero them on every thread
+            constexpr std::size_t kBlock = std::size_t(1) << 16;
+            auto* bytes_out = static_cast<unsigned char*>(memory);
+            detail::parallel_for(
+                static_cast<std::int64_t>((bytes + kBlock - 1) / kBlock), [&](std::int64_t b) {
+                    const std::size_t begin = static_cast<std::size_t>(b) * kBlock;
+                    std::memset(bytes_out + begin, 0, std::min(kBlock, bytes - begin));
+                });
+        }
+        return memory;
     }
     void release_output_gradients(const Node& node) {
         for (std::int32_t k = node.first_slot; k < node.end_slot; ++k) {

@@ -193,6 +193,22 @@ public:
         return nullptr;
     }
 
+    /// Where a backward kernel writes this tensor's gradient. `overwrite` is true when nothing
+    /// has been added yet (an op output whose gradient memory is still untouched): the kernel
+    /// must then store every element rather than add, and the buffer is not zeroed first.
+    struct GradientTarget {
+        T* data;
+        bool overwrite;
+    };
+    GradientTarget grad_for_write() const {
+        check_alive();
+        if (grad_ != nullptr) return {grad_, false};
+        if (grad_slot_ < 0) return {nullptr, false};
+        bool overwrite = false;
+        void* memory = Tape::current().slot_gradient_for_write(grad_slot_, overwrite);
+        return {static_cast<T*>(memory), overwrite};
+    }
+
     /// The single value of a one-element tensor.
     T item() const {
         if (!defined()) throw std::invalid_argument("item(): the tensor is an empty handle");

@@ -63,12 +63,17 @@ void add_forward(T* out, const T* a, const T* b, std::int64_t rows, std::int64_t
         for (std::int64_t j = 0; j < n_b; ++j) out[r * n_b + j] = a[r * n_b + j] + b[j];
     });
 }
-// d/da = 1 and d/db = 1, so da += dout and db += dout summed over the broadcast rows.
+// d/da = 1 and d/db = 1, so da += dout and db += dout summed over the broadcast rows
+// (da = dout when da holds nothing yet: da_overwrite, see Tensor::grad_for_write).
 template <class T>
-void add_backward(T* da, T* db, const T* dout, std::int64_t rows, std::int64_t n_b) {
+void add_backward(T* da, bool da_overwrite, T* db, const T* dout, std::int64_t rows,
+                  std::int64_t n_b) {
     if (da != nullptr) {
         for_chunks(rows * n_b, [&](std::int64_t begin, std::int64_t end) {
-            for (std::int64_t i = begin; i < end; ++i) da[i] += dout[i];
+            if (da_overwrite)
+                std::copy(dout + begin, dout + end, da + begin);
+            else
+                for (std::int64_t i = begin; i < end; ++i) da[i] += dout[i];
         });
     }
     if (db != nullptr) add_column_sums(db, dout, rows, n_b);
@@ -92,7 +97,8 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
     kernels::add_forward(out.data(), a.data(), b.data(), rows, n_b);
     if (out.requires_grad()) {
         Tape::current().record("add", [out, a, b, rows, n_b] {
-            kernels::add_backward(a.grad(), b.grad(), out.grad(), rows, n_b);
+            const auto da = a.grad_for_write();
+            kernels::add_backward(da.data, da.overwrite, b.grad(), out.grad(), rows, n_b);
         });
     }
     return out;
@@ -179,16 +185,21 @@ void gelu_forward(T* out, const T* inp, std::int64_t n) {
 }
 // d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx, with du/dx = sqrt(2/pi)(1 + 3*0.044715
 // x^2).
+// (dinp_overwrite: store instead of add, see Tensor::grad_for_write.)
 template <class T>
-void gelu_backward(T* dinp, const T* inp, const T* dout, std::int64_t n) {
+void gelu_backward(T* dinp, bool dinp_overwrite, const T* inp, const T* dout, std::int64_t n) {
     const T k = static_cast<T>(0.7978845608028654);
+    auto grad = [&](std::int64_t i) {
+        const T x = inp[i];
+        const T th = detail::tanh_fast(k * (x + T(0.044715) * x * x * x));
+        const T du = k * (T(1) + T(3 * 0.044715) * x * x);
+        return dout[i] * (T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * du);
+    };
     for_chunks(n, [&](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t i = begin; i < end; ++i) {
-            const T x = inp[i];
-            const T th = detail::tanh_fast(k * (x + T(0.044715) * x * x * x));
-            const T du = k * (T(1) + T(3 * 0.044715) * x * x);
-            dinp[i] += dout[i] * (T(0.5) * (T(1) + th) + T(0.5) * x * (T(1) - th * th) * du);
-        }
+        if (dinp_overwrite)
+            for (std::int64_t i = begin; i < end; ++i) dinp[i] = grad(i);
+        else
+            for (std::int64_t i = begin; i < end; ++i) dinp[i] += grad(i);
     });
 }
 }  // namespace kernels
@@ -201,7 +212,8 @@ Tensor<T> gelu(const Tensor<T>& x) {
     kernels::gelu_forward(out.data(), x.data(), x.numel());
     if (out.requires_grad()) {
         Tape::current().record("gelu", [out, x] {
-            kernels::gelu_backward(x.grad(), x.data(), out.grad(), x.numel());
+            const auto dx = x.grad_for_write();
+            kernels::gelu_backward(dx.data, dx.overwrite, x.data(), out.grad(), x.numel());
         });
     }
     return out;

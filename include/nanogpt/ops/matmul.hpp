@@ -124,10 +124,12 @@ void linear_forward(T* out, const T* x, const T* weight, const T* bias, std::int
     gemm(false, true, N, OC, C, x, C, weight, C, out, OC, false);
     if (bias != nullptr) add_forward(out, out, bias, N, OC);
 }
+// dx_overwrite: dx holds no gradient yet (see Tensor::grad_for_write), so the GEMM stores instead
+// of adding, which spares zeroing dx and reading it back.
 template <class T>
-void linear_backward(T* dx, T* dweight, T* dbias, const T* x, const T* weight, const T* dout,
-                     std::int64_t N, std::int64_t C, std::int64_t OC) {
-    if (dx != nullptr) gemm(false, false, N, C, OC, dout, OC, weight, C, dx, C, true);
+void linear_backward(T* dx, bool dx_overwrite, T* dweight, T* dbias, const T* x, const T* weight,
+                     const T* dout, std::int64_t N, std::int64_t C, std::int64_t OC) {
+    if (dx != nullptr) gemm(false, false, N, C, OC, dout, OC, weight, C, dx, C, !dx_overwrite);
     if (dweight != nullptr) gemm(true, false, OC, C, N, dout, OC, x, C, dweight, C, true);
     if (dbias != nullptr) add_column_sums(dbias, dout, N, OC);
 }
@@ -156,8 +158,10 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                             N, C, OC);
     if (out.requires_grad()) {
         Tape::current().record("linear", [out, x, weight, bias, has_bias, N, C, OC] {
-            kernels::linear_backward(x.grad(), weight.grad(), has_bias ? bias.grad() : nullptr,
-                                     x.data(), weight.data(), out.grad(), N, C, OC);
+            const auto dx = x.grad_for_write();
+            kernels::linear_backward(dx.data, dx.overwrite, weight.grad(),
+                                     has_bias ? bias.grad() : nullptr, x.data(), weight.data(),
+                                     out.grad(), N, C, OC);
         });
     }
     return out;
