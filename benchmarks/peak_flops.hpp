@@ -21,31 +21,35 @@ namespace bench {
 
 namespace peak_detail {
 
-// 12 accumulator chains hide the FMA latency (4 cycles) on two FMA ports. Returns a value that
-// depends on every result so the compiler cannot drop the loop.
+// 12 independent accumulator chains hide the FMA latency (4 cycles) on two FMA ports. They are
+// named variables, not an array: GCC keeps an array of vectors in memory and the loop then
+// measures stores. Returns a value that depends on every result so the loop cannot be dropped.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define NANOGPT_PEAK_LOOP(VEC, SET1, FMA, ADD)                                             \
+    VEC r0 = SET1(0.f), r1 = SET1(1.f), r2 = SET1(2.f), r3 = SET1(3.f), r4 = SET1(4.f),    \
+        r5 = SET1(5.f), r6 = SET1(6.f), r7 = SET1(7.f), r8 = SET1(8.f), r9 = SET1(9.f),    \
+        r10 = SET1(10.f), r11 = SET1(11.f);                                                \
+    const VEC a = SET1(0.999999f), b = SET1(1e-7f);                                        \
+    for (std::int64_t n = 0; n < iters; ++n) {                                             \
+        r0 = FMA(r0, a, b), r1 = FMA(r1, a, b), r2 = FMA(r2, a, b), r3 = FMA(r3, a, b);    \
+        r4 = FMA(r4, a, b), r5 = FMA(r5, a, b), r6 = FMA(r6, a, b), r7 = FMA(r7, a, b);    \
+        r8 = FMA(r8, a, b), r9 = FMA(r9, a, b), r10 = FMA(r10, a, b);                      \
+        r11 = FMA(r11, a, b);                                                              \
+    }                                                                                      \
+    const VEC sum = ADD(ADD(ADD(ADD(r0, r1), ADD(r2, r3)), ADD(ADD(r4, r5), ADD(r6, r7))), \
+                        ADD(ADD(r8, r9), ADD(r10, r11)));
+
 __attribute__((target("avx512f"))) inline float fma_loop_avx512(std::int64_t iters) {
-    __m512 acc[12];
-    for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(float(i));
-    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-    for (std::int64_t n = 0; n < iters; ++n)
-        for (auto& r : acc) r = _mm512_fmadd_ps(r, a, b);
-    __m512 s = acc[0];
-    for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
-    return _mm512_reduce_add_ps(s);
+    NANOGPT_PEAK_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps)
+    return _mm512_reduce_add_ps(sum);
 }
 __attribute__((target("avx2,fma"))) inline float fma_loop_avx2(std::int64_t iters) {
-    __m256 acc[12];
-    for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(float(i));
-    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-    for (std::int64_t n = 0; n < iters; ++n)
-        for (auto& r : acc) r = _mm256_fmadd_ps(r, a, b);
-    __m256 s = acc[0];
-    for (int i = 1; i < 12; ++i) s = _mm256_add_ps(s, acc[i]);
+    NANOGPT_PEAK_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps)
     float out[8];
-    _mm256_storeu_ps(out, s);
+    _mm256_storeu_ps(out, sum);
     return out[0] + out[7];
 }
+#undef NANOGPT_PEAK_LOOP
 #endif
 inline float fma_loop_scalar(std::int64_t iters) {
     float acc[12];
