@@ -4,9 +4,11 @@
 
 #include <cmath>    // std::exp, std::tanh, std::fabs
 #include <cstdint>  // std::int64_t
+#include <utility>  // std::pair
 #include <vector>   // std::vector
 
 #include <nanogpt/detail/fast_math.hpp>
+#include <nanogpt/detail/parallel.hpp>
 #include <nanogpt/detail/random.hpp>
 #include <nanogpt/ops/attention.hpp>
 
@@ -30,7 +32,7 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 
 }  // namespace
 
-TEST_CASE("kernels: fast attention matches the reference loops") {
+TEST_CASE("kernels: fast attention matches the reference loops", "[attention]") {
     // T = 13 fits one row block; T = 150 spans three blocks of kAttentionRows, the last partial.
     for (auto [dropout, T] :
          {std::pair{0.0, 13}, std::pair{0.3, 13}, std::pair{0.0, 150}, std::pair{0.3, 150}}) {
@@ -38,21 +40,38 @@ TEST_CASE("kernels: fast attention matches the reference loops") {
         const std::int64_t qkv_n = d.B * d.T * 3 * d.C, out_n = d.B * d.T * d.C,
                            att_n = d.B * d.NH * d.T * d.T;
         const auto qkv = random_floats(qkv_n, 1), dout = random_floats(out_n, 2);
-        std::vector<float> out_ref(out_n), out_fast(out_n), att_ref(att_n), att_fast(att_n),
-            dropped(att_n);
+        std::vector<float> out_ref(out_n), out_fast(out_n), att_ref(att_n),
+            stats(2 * d.B * d.NH * d.T), workspace(kernels::attention_workspace_size(d, true));
         kernels::attention_forward_reference(out_ref.data(), att_ref.data(), qkv.data(), d);
-        kernels::attention_forward(out_fast.data(), att_fast.data(), dropped.data(), qkv.data(), d);
+        kernels::attention_forward(out_fast.data(), stats.data(), workspace.data(), qkv.data(), d);
         INFO("dropout " << dropout << ", T " << T);
-        CHECK(max_abs_diff(att_ref, att_fast) < 1e-5);
         CHECK(max_abs_diff(out_ref, out_fast) < 1e-5);
 
         std::vector<float> dqkv_ref(qkv_n, 0.5f), dqkv_fast(qkv_n, 0.5f);  // backward accumulates
-        std::vector<float> scratch_ref(d.B * d.NH * d.T), scratch_fast(2 * att_n);
+        std::vector<float> scratch_ref(d.B * d.NH * d.T);
         kernels::attention_backward_reference(dqkv_ref.data(), scratch_ref.data(), dout.data(),
                                               qkv.data(), att_ref.data(), d);
-        kernels::attention_backward(dqkv_fast.data(), scratch_fast.data(), dout.data(), qkv.data(),
-                                    att_fast.data(), d);
+        kernels::attention_backward(dqkv_fast.data(), workspace.data(), dout.data(), qkv.data(),
+                                    stats.data(), d);
         CHECK(max_abs_diff(dqkv_ref, dqkv_fast) < 1e-5);
+
+        // Each head's work does not depend on how heads are dealt to threads.
+        const int threads = detail::max_threads();
+        for (const int n : {1, 3}) {
+            detail::set_threads(n);
+            std::vector<float> out_n_threads(out_n), stats_n_threads(stats.size()),
+                dqkv_n_threads(qkv_n, 0.5f),
+                workspace_n(kernels::attention_workspace_size(d, true));
+            kernels::attention_forward(out_n_threads.data(), stats_n_threads.data(),
+                                       workspace_n.data(), qkv.data(), d);
+            kernels::attention_backward(dqkv_n_threads.data(), workspace_n.data(), dout.data(),
+                                        qkv.data(), stats_n_threads.data(), d);
+            detail::set_threads(threads);
+            INFO(n << " threads");
+            CHECK(out_n_threads == out_fast);
+            CHECK(stats_n_threads == stats);
+            CHECK(dqkv_n_threads == dqkv_fast);
+        }
     }
 }
 

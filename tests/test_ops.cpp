@@ -11,6 +11,7 @@
 #include <numeric>    // std::iota
 #include <stdexcept>  // std::invalid_argument, std::out_of_range
 #include <string>     // std::string, std::to_string
+#include <thread>     // std::thread (a fresh tape)
 #include <utility>    // std::swap
 #include <vector>     // std::vector
 
@@ -648,7 +649,7 @@ TEST_CASE("ops: softmax gradient", "[ops][double]") {
 
 // ---- causal_self_attention ----
 
-TEST_CASE("ops: causal_self_attention equals the composed reference", "[ops]") {
+TEST_CASE("ops: causal_self_attention equals the composed reference", "[ops][attention]") {
     const std::int64_t B = 2, Tn = 5, C = 8;
     for (const std::int64_t nh : {1, 2, 4}) {
         DYNAMIC_SECTION("n_head " << nh << ", values and gradients, double and float") {
@@ -696,7 +697,7 @@ TEST_CASE("ops: causal_self_attention equals the composed reference", "[ops]") {
     }
 }
 
-TEST_CASE("ops: causal_self_attention gradient", "[ops][double]") {
+TEST_CASE("ops: causal_self_attention gradient", "[ops][attention][double]") {
     const auto qkv = leaf(Shape{2, 4, 12}, 110);
     SECTION("one head") {
         gradcheck(weighted([=] { return nanogpt::causal_self_attention(qkv, 1); }), {qkv});
@@ -708,9 +709,33 @@ TEST_CASE("ops: causal_self_attention gradient", "[ops][double]") {
         gradcheck(weighted([=] { return nanogpt::causal_self_attention(qkv, 2, 0.25, 77); }),
                   {qkv});
     }
+    SECTION("T = 70: two row blocks, the weights recomputed in each, with and without dropout") {
+        const auto long_qkv = leaf(Shape{1, 70, 12}, 111);
+        gradcheck(weighted([=] { return nanogpt::causal_self_attention(long_qkv, 2); }),
+                  {long_qkv});
+        gradcheck(weighted([=] { return nanogpt::causal_self_attention(long_qkv, 2, 0.25, 78); }),
+                  {long_qkv});
+    }
 }
 
-TEST_CASE("ops: causal_self_attention forward properties", "[ops]") {
+TEST_CASE("ops: causal_self_attention keeps no T x T weights", "[ops][attention]") {
+    // Only two numbers per row and a few row blocks of workspace stay in the graph. A fresh
+    // thread has a fresh tape, so its high-water mark counts this graph alone.
+    constexpr std::int64_t B = 1, NH = 2, Tn = 512, C = 16;
+    const auto qkv = random_tensor<float>(Shape{B, Tn, 3 * C}, 130, true);
+    std::size_t peak = 0;
+    std::thread([&] {
+        Tape::current().begin_graph();
+        nanogpt::sum(nanogpt::causal_self_attention(qkv, NH)).backward();
+        peak = Tape::current().peak_bytes();
+    }).join();
+    const std::size_t weights = B * NH * Tn * Tn * sizeof(float);  // 2 MB
+    CHECK(peak > 0);
+    CHECK(peak < weights / 4);
+    CHECK(std::isfinite(qkv.grad()[0]));
+}
+
+TEST_CASE("ops: causal_self_attention forward properties", "[ops][attention]") {
     const auto qkv = random_tensor<double>(Shape{1, 6, 12}, 120);
     SECTION("position 0 sees only itself: y_0 = v_0") {
         const auto y = nanogpt::causal_self_attention(qkv, 2);
@@ -729,7 +754,7 @@ TEST_CASE("ops: causal_self_attention forward properties", "[ops]") {
     }
 }
 
-TEST_CASE("ops: causal_self_attention rejects bad arguments", "[ops]") {
+TEST_CASE("ops: causal_self_attention rejects bad arguments", "[ops][attention]") {
     SECTION("qkv not 3-D") {
         const auto x = leaf(Shape{4, 12}, 1);
         CHECK_THROWS_AS(nanogpt::causal_self_attention(x, 2), std::invalid_argument);

@@ -4,7 +4,8 @@
 // of hs = C / NH channels inside each) and returns y [B, T, C] with the heads already merged, so
 // no split or merge copies are made. It equals the composed nanoGPT form
 //   att = softmax(causal_mask(q @ k^T / sqrt(hs))); y = att @ v
-// built from matmul, scale, softmax and transpose, which tests use as its reference twin.
+// built from matmul, scale, softmax and transpose, which tests use as its reference twin, but
+// keeps only two numbers per row for the backward instead of the [B, NH, T, T] weights.
 // Read next: ops/embedding.hpp.
 #pragma once
 
@@ -78,10 +79,20 @@ Tensor<T> softmax(const Tensor<T>& x, bool causal = false) {
 
 // ---- causal_self_attention ----
 // For batch b, head h, position t: s[t2] = q_t . k_t2 / sqrt(hs) for t2 <= t, p = softmax(s),
-// y_t = sum_t2 p'[t2] v_t2 with p' = p after dropout. p (before dropout) is kept in att
-// [B, NH, T, T] for the backward, which per row computes dp' = dy_t . v_t2, dv_t2 += p' dy_t,
-// ds = p * (dp - sum(p dp)) and then dq_t += ds k_t2 / sqrt(hs), dk_t2 += ds q_t / sqrt(hs).
-// Work is split by (b, h): each task owns its head's columns of dqkv, so threads never collide.
+// y_t = sum_t2 p'[t2] v_t2 with p' = p after dropout. The backward per row computes
+// dp' = dy_t . v_t2, dv_t2 += p' dy_t, ds = p * (dp - sum(p dp)) and then
+// dq_t += ds k_t2 / sqrt(hs), dk_t2 += ds q_t / sqrt(hs).
+//
+// What is kept for the backward: per row only the softmax statistics, the max m_t of the raw
+// scores and 1 / sum_t2 exp(...), in stats [B, NH, T, 2]. The weights p themselves would be
+// [B, NH, T, T], the one activation that grows with T^2: 600 MB for GPT-2 124M at batch 4,
+// block 512, a fifth of all activations and their gradients. The backward instead recomputes
+// s = q k^T and then p from the statistics, with the same operations in the same order as the
+// forward, so its p is bitwise the forward's; the dropout mask, a hash of (seed, element
+// index), is recomputed too. The price is one more q k^T product and its exps, a sixth more
+// attention flops. (FlashAttention's trick without its online softmax: on a CPU a whole row of
+// scores fits in cache, so the softmax stays the plain two-pass one.)
+// Work is split by (b, h): each head owns its columns of dqkv, so threads never collide.
 
 namespace kernels {
 
@@ -90,6 +101,9 @@ struct AttentionDims {
     double dropout;      // probability applied to the attention weights (0: none)
     std::uint64_t seed;  // dropout mask seed
 };
+
+// The plain twins, per row and per element. They keep the full weights att [B, NH, T, T]: they
+// only serve as the tests' reference, where clarity beats memory.
 
 template <class T>
 void attention_forward_reference(T* out, T* att, const T* qkv, const AttentionDims& d) {
@@ -133,7 +147,7 @@ void attention_forward_reference(T* out, T* att, const T* qkv, const AttentionDi
     });
 }
 
-/// scratch: B * NH * T elements of workspace.
+/// att: the weights from attention_forward_reference; scratch: B * NH * T elements.
 template <class T>
 void attention_backward_reference(T* dqkv, T* scratch, const T* dout, const T* qkv, const T* att,
                                   const AttentionDims& d) {
@@ -181,109 +195,136 @@ void attention_backward_reference(T* dqkv, T* scratch, const T* dout, const T* q
     });
 }
 
-// The fast twins: the same arithmetic, with the three products of each head done by gemm on
-// strided views of qkv (leading dimension 3C), so nothing is copied. For each (b, h):
-//   S = Q K^T (T x T), P = causal softmax(S / sqrt(hs)), Y = P' V;
-//   backward: dP' = dY V^T, dV += P'^T dY, dS = P * (dP - rowsum(P dP)) / sqrt(hs),
-//             dQ += dS K, dK += dS^T Q.
-// Causality is used to skip work: rows are taken in blocks of kAttentionRows, and a block of
-// rows r0 .. r0+rows-1 only multiplies against keys 0 .. r0+rows-1, which leaves out most of the
-// masked upper triangle (about half the attention flops for long contexts).
+// The fast twins: the same arithmetic, with the products of each head done by gemm on strided
+// views of qkv (leading dimension 3C), so nothing is copied. Query rows are taken in blocks of
+// kAttentionRows; for a block r0 .. r0+rows-1 (keys = r0 + rows):
+//   forward:  S = Q K^T (rows x keys), P = causal softmax(S / sqrt(hs)) -> stats, Y = P' V;
+//   backward: S = Q K^T, P from stats, dP' = dY V^T, dV += P'^T dY,
+//             dS = P * (dP - rowsum(P dP)) / sqrt(hs), dQ += dS K, dK += dS^T Q.
+// A block only multiplies against keys 0 .. keys-1, which leaves out most of the masked upper
+// triangle (about half the flops for long contexts), and its scores, rows x T floats, stay in
+// cache between the products. The heads are dealt out in contiguous runs to `workers` (one per
+// thread); worker w uses slice w of the workspace. Slicing by worker rather than by OpenMP
+// thread id keeps it correct however workers map onto threads (nested regions included), and
+// each head's result does not depend on which worker ran it.
 
 inline constexpr std::int64_t kAttentionRows = 64;
 
-/// The attention weights after dropout, P' = P * keep / (1 - p), for head bh into dst (T x T).
-template <class T>
-void attention_dropped_weights(T* dst, const T* p, std::int64_t bh, const AttentionDims& d) {
-    const T keep_scale = static_cast<T>(1.0 / (1.0 - d.dropout));
-    for (std::int64_t i = 0; i < d.T * d.T; ++i) {
-        const auto index = static_cast<std::uint64_t>(bh * d.T * d.T + i);
-        dst[i] = dropout_keep(d.seed, index, d.dropout) ? p[i] * keep_scale : T(0);
-    }
+inline std::int64_t attention_workers(const AttentionDims& d) {
+    return std::max<std::int64_t>(1, std::min<std::int64_t>(detail::max_threads(), d.B * d.NH));
 }
 
-/// dropped: B * NH * T * T elements of workspace, used only when d.dropout > 0.
+/// Elements of one worker's row-block buffer (rows x T).
+inline std::int64_t attention_block_size(const AttentionDims& d) {
+    return std::min(kAttentionRows, d.T) * d.T;
+}
+
+/// Workspace elements the forward (S / P': one block per worker) or the backward (P and dS, and
+/// P' when there is dropout) needs: O(threads x T), never B x NH x T x T.
+inline std::int64_t attention_workspace_size(const AttentionDims& d, bool backward) {
+    const std::int64_t blocks = !backward ? 1 : d.dropout > 0.0 ? 3 : 2;
+    return attention_workers(d) * blocks * attention_block_size(d);
+}
+
+/// p'[t2] = p[t2] / (1 - dropout) if element (bh, t, t2) is kept, else 0, for t2 <= t. The mask
+/// is a hash of the element's index in [B, NH, T, T], so every pass agrees without storing it.
 template <class T>
-void attention_forward(T* out, T* att, T* dropped, const T* qkv, const AttentionDims& d) {
+inline void attention_dropout_row(T* dst, const T* src, std::int64_t bh, std::int64_t t,
+                                  const AttentionDims& d) {
+    const T keep_scale = static_cast<T>(1.0 / (1.0 - d.dropout));
+    const auto first = static_cast<std::uint64_t>((bh * d.T + t) * d.T);
+    for (std::int64_t t2 = 0; t2 <= t; ++t2)
+        dst[t2] = dropout_keep(d.seed, first + static_cast<std::uint64_t>(t2), d.dropout)
+                      ? src[t2] * keep_scale
+                      : T(0);
+}
+
+/// stats: B * NH * T * 2 elements, (max of the scores, 1 / sum of the exps) per row;
+/// workspace: attention_workspace_size(d, false) elements.
+template <class T>
+void attention_forward(T* out, T* stats, T* workspace, const T* qkv, const AttentionDims& d) {
     const std::int64_t T_ = d.T, C = d.C, hs = C / d.NH, C3 = 3 * C;
+    const std::int64_t heads = d.B * d.NH, workers = attention_workers(d);
     const T scale = T(1) / std::sqrt(static_cast<T>(hs));
-    detail::parallel_for(d.B * d.NH, [&](std::int64_t bh) {
-        const std::int64_t b = bh / d.NH, h = bh % d.NH;
-        const T* q = qkv + b * T_ * C3 + h * hs;
-        T* p = att + bh * T_ * T_;
-        for (std::int64_t r0 = 0; r0 < T_; r0 += kAttentionRows) {  // S = Q K^T, lower part
-            const std::int64_t rows = std::min(kAttentionRows, T_ - r0), keys = r0 + rows;
-            gemm(false, true, rows, keys, hs, q + r0 * C3, C3, q + C, C3, p + r0 * T_, T_, false);
-        }
-        for (std::int64_t t = 0; t < T_; ++t) {
-            T* row = p + t * T_;
-            T maxv = row[0];
-            for (std::int64_t t2 = 1; t2 <= t; ++t2) maxv = std::max(maxv, row[t2]);
-            for (std::int64_t t2 = 0; t2 <= t; ++t2)
-                row[t2] = detail::exp_fast((row[t2] - maxv) * scale);
-            const T inv = T(1) / detail::sum_of<T>(t + 1, [&](std::int64_t t2) { return row[t2]; });
-            for (std::int64_t t2 = 0; t2 <= t; ++t2) row[t2] *= inv;
-            for (std::int64_t t2 = t + 1; t2 < T_; ++t2) row[t2] = 0;
-        }
-        const T* weights = p;
-        if (d.dropout > 0.0) {
-            attention_dropped_weights(dropped + bh * T_ * T_, p, bh, d);
-            weights = dropped + bh * T_ * T_;
-        }
-        for (std::int64_t r0 = 0; r0 < T_; r0 += kAttentionRows) {  // Y = P'V
-            const std::int64_t rows = std::min(kAttentionRows, T_ - r0), keys = r0 + rows;
-            gemm(false, false, rows, hs, keys, weights + r0 * T_, T_, q + 2 * C, C3,
-                 out + (b * T_ + r0) * C + h * hs, C, false);
+    detail::parallel_for(workers, [&](std::int64_t w) {
+        T* p = workspace + w * attention_block_size(d);  // (rows, T): S, then P, then P'
+        for (std::int64_t bh = heads * w / workers; bh < heads * (w + 1) / workers; ++bh) {
+            const std::int64_t b = bh / d.NH, h = bh % d.NH;
+            const T* q = qkv + b * T_ * C3 + h * hs;  // k = q + C, v = q + 2C
+            for (std::int64_t r0 = 0; r0 < T_; r0 += kAttentionRows) {
+                const std::int64_t rows = std::min(kAttentionRows, T_ - r0), keys = r0 + rows;
+                gemm(false, true, rows, keys, hs, q + r0 * C3, C3, q + C, C3, p, T_,
+                     false);  // S = Q K^T
+                for (std::int64_t t = r0; t < keys; ++t) {
+                    T* row = p + (t - r0) * T_;
+                    T maxv = row[0];
+                    for (std::int64_t t2 = 1; t2 <= t; ++t2) maxv = std::max(maxv, row[t2]);
+                    for (std::int64_t t2 = 0; t2 <= t; ++t2)
+                        row[t2] = detail::exp_fast((row[t2] - maxv) * scale);
+                    const T inv =
+                        T(1) / detail::sum_of<T>(t + 1, [&](std::int64_t t2) { return row[t2]; });
+                    for (std::int64_t t2 = 0; t2 <= t; ++t2) row[t2] *= inv;
+                    stats[2 * (bh * T_ + t)] = maxv;
+                    stats[2 * (bh * T_ + t) + 1] = inv;
+                    if (d.dropout > 0.0) attention_dropout_row(row, row, bh, t, d);
+                    for (std::int64_t t2 = t + 1; t2 < keys; ++t2) row[t2] = 0;
+                }
+                gemm(false, false, rows, hs, keys, p, T_, q + 2 * C, C3,
+                     out + (b * T_ + r0) * C + h * hs, C, false);  // Y = P' V
+            }
         }
     });
 }
 
-/// scratch: B * NH * T * T elements (twice that when d.dropout > 0).
+/// stats: from attention_forward; workspace: attention_workspace_size(d, true) elements.
 template <class T>
-void attention_backward(T* dqkv, T* scratch, const T* dout, const T* qkv, const T* att,
+void attention_backward(T* dqkv, T* workspace, const T* dout, const T* qkv, const T* stats,
                         const AttentionDims& d) {
-    const std::int64_t T_ = d.T, C = d.C, hs = C / d.NH, C3 = 3 * C, TT = T_ * T_;
+    const std::int64_t T_ = d.T, C = d.C, hs = C / d.NH, C3 = 3 * C;
+    const std::int64_t heads = d.B * d.NH, workers = attention_workers(d);
+    const std::int64_t block = attention_block_size(d),
+                       per_worker = (d.dropout > 0.0 ? 3 : 2) * block;
     const T scale = T(1) / std::sqrt(static_cast<T>(hs));
-    const T keep_scale = static_cast<T>(1.0 / (1.0 - d.dropout));
-    detail::parallel_for(d.B * d.NH, [&](std::int64_t bh) {
-        const std::int64_t b = bh / d.NH, h = bh % d.NH;
-        const T* q = qkv + b * T_ * C3 + h * hs;
-        T* dq = dqkv + b * T_ * C3 + h * hs;
-        const T* dy = dout + b * T_ * C + h * hs;
-        const T* p = att + bh * TT;
-        T* ds = scratch + bh * TT;
-        const T* weights = p;
-        if (d.dropout > 0.0) {
-            T* dropped = scratch + d.B * d.NH * TT + bh * TT;
-            attention_dropped_weights(dropped, p, bh, d);
-            weights = dropped;
-        }
-        for (std::int64_t r0 = 0; r0 < T_; r0 += kAttentionRows) {
-            const std::int64_t rows = std::min(kAttentionRows, T_ - r0), keys = r0 + rows;
-            gemm(false, true, rows, keys, hs, dy + r0 * C, C, q + 2 * C, C3, ds + r0 * T_, T_,
-                 false);  // dP' = dY V^T
-            gemm(true, false, keys, hs, rows, weights + r0 * T_, T_, dy + r0 * C, C, dq + 2 * C, C3,
-                 true);  // dV += P'^T dY
-            for (std::int64_t t = r0; t < r0 + rows; ++t) {
-                T* row = ds + t * T_;
-                const T* prow = p + t * T_;
-                if (d.dropout > 0.0) {
-                    for (std::int64_t t2 = 0; t2 <= t; ++t2) {
-                        const auto index = static_cast<std::uint64_t>(bh * TT + t * T_ + t2);
-                        row[t2] =
-                            dropout_keep(d.seed, index, d.dropout) ? row[t2] * keep_scale : T(0);
+    detail::parallel_for(workers, [&](std::int64_t w) {
+        T* p = workspace + w * per_worker;              // (rows, T): P
+        T* ds = p + block;                              // (rows, T): dP', then dS
+        T* dropped = d.dropout > 0.0 ? ds + block : p;  // (rows, T): P'
+        for (std::int64_t bh = heads * w / workers; bh < heads * (w + 1) / workers; ++bh) {
+            const std::int64_t b = bh / d.NH, h = bh % d.NH;
+            const T* q = qkv + b * T_ * C3 + h * hs;  // k = q + C, v = q + 2C
+            T* dq = dqkv + b * T_ * C3 + h * hs;      // dk = dq + C, dv = dq + 2C
+            const T* dy = dout + b * T_ * C + h * hs;
+            for (std::int64_t r0 = 0; r0 < T_; r0 += kAttentionRows) {
+                const std::int64_t rows = std::min(kAttentionRows, T_ - r0), keys = r0 + rows;
+                gemm(false, true, rows, keys, hs, q + r0 * C3, C3, q + C, C3, p, T_,
+                     false);  // S = Q K^T, the forward's very call
+                gemm(false, true, rows, keys, hs, dy + r0 * C, C, q + 2 * C, C3, ds, T_,
+                     false);  // dP' = dY V^T
+                for (std::int64_t t = r0; t < keys; ++t) {
+                    T* row = p + (t - r0) * T_;
+                    T* drow = ds + (t - r0) * T_;
+                    // P from the statistics: the forward's operations, hence its exact values.
+                    const T maxv = stats[2 * (bh * T_ + t)], inv = stats[2 * (bh * T_ + t) + 1];
+                    for (std::int64_t t2 = 0; t2 <= t; ++t2)
+                        row[t2] = detail::exp_fast((row[t2] - maxv) * scale) * inv;
+                    if (d.dropout > 0.0) {
+                        attention_dropout_row(dropped + (t - r0) * T_, row, bh, t, d);  // P'
+                        attention_dropout_row(drow, drow, bh, t, d);  // dP = dP' * mask / (1 - p)
                     }
+                    const T dot = detail::sum_of<T>(
+                        t + 1, [&](std::int64_t t2) { return row[t2] * drow[t2]; });
+                    for (std::int64_t t2 = 0; t2 <= t; ++t2)
+                        drow[t2] = row[t2] * (drow[t2] - dot) * scale;
+                    for (std::int64_t t2 = t + 1; t2 < keys; ++t2)
+                        row[t2] = dropped[(t - r0) * T_ + t2] = drow[t2] = 0;
                 }
-                const T dot =
-                    detail::sum_of<T>(t + 1, [&](std::int64_t t2) { return prow[t2] * row[t2]; });
-                for (std::int64_t t2 = 0; t2 <= t; ++t2)
-                    row[t2] = prow[t2] * (row[t2] - dot) * scale;
-                for (std::int64_t t2 = t + 1; t2 < keys; ++t2) row[t2] = 0;
+                gemm(true, false, keys, hs, rows, dropped, T_, dy + r0 * C, C, dq + 2 * C, C3,
+                     true);  // dV += P'^T dY
+                gemm(false, false, rows, hs, keys, ds, T_, q + C, C3, dq + r0 * C3, C3,
+                     true);  // dQ += dS K
+                gemm(true, false, keys, hs, rows, ds, T_, q + r0 * C3, C3, dq + C, C3,
+                     true);  // dK += dS^T Q
             }
-            gemm(false, false, rows, hs, keys, ds + r0 * T_, T_, q + C, C3, dq + r0 * C3, C3,
-                 true);  // dQ += dS K
-            gemm(true, false, keys, hs, rows, ds + r0 * T_, T_, q + r0 * C3, C3, dq + C, C3,
-                 true);  // dK += dS^T Q
         }
     });
 }
@@ -309,16 +350,16 @@ Tensor<T> causal_self_attention(const Tensor<T>& qkv, std::int64_t n_head, doubl
     });
     const kernels::AttentionDims d{B, T_, C, n_head, dropout, seed};
     Tensor<T> out = Tensor<T>::graph_output(Shape{B, T_, C}, detail::any_requires_grad(qkv));
-    Tensor<T> att =
-        Tensor<T>::graph_output(Shape{B, n_head, T_, T_}, false);  // P, kept for backward
-    const std::int64_t copies = dropout > 0.0 ? 1 : 0;
-    Tensor<T> dropped = Tensor<T>::graph_output(Shape{copies * B * n_head, T_, T_}, false);
-    kernels::attention_forward(out.data(), att.data(), dropped.data(), qkv.data(), d);
+    Tensor<T> stats = Tensor<T>::graph_output(Shape{B, n_head, T_, 2}, false);  // for backward
+    Tensor<T> workspace =  // a few row blocks per thread; graph memory, so steady state is free
+        Tensor<T>::graph_output(Shape{kernels::attention_workspace_size(d, false)}, false);
+    kernels::attention_forward(out.data(), stats.data(), workspace.data(), qkv.data(), d);
     if (out.requires_grad()) {
-        Tape::current().record("causal_self_attention", [out, qkv, att, d, copies] {
-            const auto n = static_cast<std::size_t>((1 + copies) * d.B * d.NH * d.T * d.T);
+        Tape::current().record("causal_self_attention", [out, qkv, stats, d] {
+            const auto n = static_cast<std::size_t>(kernels::attention_workspace_size(d, true));
             T* scratch = static_cast<T*>(Tape::current().backward_scratch(n * sizeof(T)));
-            kernels::attention_backward(qkv.grad(), scratch, out.grad(), qkv.data(), att.data(), d);
+            kernels::attention_backward(qkv.grad(), scratch, out.grad(), qkv.data(), stats.data(),
+                                        d);
         });
     }
     return out;
