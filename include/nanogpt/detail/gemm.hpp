@@ -553,9 +553,12 @@ inline int gemm_threads(std::int64_t M, std::int64_t N, std::int64_t K) {
 // Few rows: the skinny path, its columns split across threads.
 inline bool is_skinny(const GemmArgs& g) { return g.M <= 4; }
 
+// A skinny product is a pass over op(B) (sampling: the weights, once per token), limited by
+// memory bandwidth rather than arithmetic, and one core cannot draw all of it: split the columns
+// whenever op(B) is big enough (64K floats) to amortise waking the team, however few the rows.
 template <class Kernel>
 inline void sgemm_skinny(const GemmArgs& g) {
-    const int threads = gemm_threads(g.M, g.N, g.K);
+    const int threads = gemm_threads(1, g.N, g.K * 16);
 #ifdef _OPENMP
     if (threads > 1) {
 #pragma omp parallel num_threads(threads)
