@@ -85,8 +85,8 @@ int main(int argc, char** argv) {
             auto out = model.forward(x, y);
             model.zero_grad();
             out.loss.backward();
-            nanogpt::clip_grad_norm(model.parameters(), 1.0);
-            optimizer.step(1e-4);
+            const double norm = nanogpt::grad_norm(model.parameters());
+            optimizer.step(1e-4, nanogpt::clip_scale(norm, 1.0));  // = clip_grad_norm, then step
             last_loss = out.loss.item();
             const auto t1 = std::chrono::steady_clock::now();
             if (it >= warmup)

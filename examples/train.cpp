@@ -585,9 +585,9 @@ double Trainer::step(double lr) {
     } else if (!std::isfinite(total)) {
         return total;
     }
-    const double norm = nanogpt::clip_grad_norm(model_.parameters(), s_.grad_clip);
+    const double norm = nanogpt::grad_norm(model_.parameters());
     if (!std::isfinite(norm)) return norm;
-    optimizer_.step(lr);
+    optimizer_.step(lr, nanogpt::clip_scale(norm, s_.grad_clip));  // clipping inside the update
     return comm_.average(total / static_cast<double>(s_.grad_accum));
 }
 

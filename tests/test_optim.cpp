@@ -205,6 +205,41 @@ TEST_CASE("optim: clip_grad_norm over several chunks", "[optim]") {
 
 // ---- learning-rate schedule ----
 
+TEST_CASE("optim: clipping folded into AdamW::step equals clip_grad_norm then step", "[optim]") {
+    // Two float parameter sets with the same values and gradients, over several chunks.
+    const std::int64_t n = 200003;
+    Parameters<float> a(n), b(n);
+    a.add("w", Shape{n}, Init::normal(1.0));  // same default seed: same values
+    b.add("w", Shape{n}, Init::normal(1.0));
+    AdamW<float> opt_a(a), opt_b(b);
+    for (int step = 0; step < 3; ++step) {
+        for (std::int64_t i = 0; i < n; ++i)
+            a.grad()[i] = b.grad()[i] = 0.01f * static_cast<float>((i * 7919 + step) % 101 - 50);
+        const double max_norm = step == 1 ? 1e9 : 0.5;  // clips, does not clip, clips
+        const double norm_a = nanogpt::clip_grad_norm(a, max_norm);
+        opt_a.step(1e-3);
+        const double norm_b = nanogpt::grad_norm(b);
+        CHECK(norm_b == norm_a);
+        CHECK((nanogpt::clip_scale(norm_b, max_norm) == 1.0) == (step == 1));
+        opt_b.step(1e-3, nanogpt::clip_scale(norm_b, max_norm));
+        CHECK(b.grad()[5] ==
+              0.01f * static_cast<float>((5 * 7919 + step) % 101 - 50));  // untouched
+        std::int64_t differ = 0;
+        for (std::int64_t i = 0; i < n; ++i) differ += a.data()[i] != b.data()[i];
+        CHECK(differ == 0);  // bitwise the same parameters
+    }
+    CHECK(opt_a.m() == opt_b.m());
+    CHECK(opt_a.v() == opt_b.v());
+}
+
+TEST_CASE("optim: clip_scale", "[optim]") {
+    CHECK(nanogpt::clip_scale(5.0, 1.0) == Approx(1.0 / (5.0 + 1e-6)).epsilon(1e-15));
+    CHECK(nanogpt::clip_scale(0.5, 1.0) == 1.0);
+    CHECK(nanogpt::clip_scale(5.0, 0.0) == 1.0);  // max_norm 0: no clipping
+    CHECK(nanogpt::clip_scale(std::numeric_limits<double>::infinity(), 1.0) == 1.0);
+    CHECK(nanogpt::clip_scale(std::nan(""), 1.0) == 1.0);
+}
+
 TEST_CASE("optim: LRSchedule warmup, cosine decay and floor", "[optim]") {
     const LRSchedule s{1.0, 0.1, 10, 110, true};
     SECTION("linear warmup: lr (it + 1) / (warmup + 1)") {

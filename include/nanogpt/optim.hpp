@@ -12,6 +12,7 @@
 #include <vector>     // std::vector
 
 #include <nanogpt/detail/parallel.hpp>
+#include <nanogpt/detail/reduce.hpp>
 #include <nanogpt/parameters.hpp>
 
 namespace nanogpt {
@@ -48,21 +49,27 @@ struct AdamWConfig {
 };
 
 namespace kernels {
+// grad_scale multiplies every gradient as it is read (gradient clipping folded into the update,
+// which saves a read and a write of the whole gradient buffer; 1 leaves them as they are).
 template <class T>
 void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr,
-                  double weight_decay, const AdamWConfig& c, std::int64_t step) {
+                  double weight_decay, const AdamWConfig& c, std::int64_t step,
+                  double grad_scale = 1.0) {
     const double bias1 = 1.0 - std::pow(c.beta1, static_cast<double>(step));
     const double bias2 = 1.0 - std::pow(c.beta2, static_cast<double>(step));
     const T b1 = static_cast<T>(c.beta1), b2 = static_cast<T>(c.beta2);
     const T step_size = static_cast<T>(lr / bias1),
             inv_sqrt_bias2 = static_cast<T>(1.0 / std::sqrt(bias2));
     const T decay = static_cast<T>(1.0 - lr * weight_decay), eps = static_cast<T>(c.eps);
+    const T scale = static_cast<T>(grad_scale);
+    const bool scaled = grad_scale != 1.0;
     const std::int64_t chunk = 16384;
     detail::parallel_for((n + chunk - 1) / chunk, [&](std::int64_t blk) {
         const std::int64_t end = std::min(n, (blk + 1) * chunk);
         for (std::int64_t i = blk * chunk; i < end; ++i) {
-            m[i] = b1 * m[i] + (T(1) - b1) * grad[i];
-            v[i] = b2 * v[i] + (T(1) - b2) * grad[i] * grad[i];
+            const T g = scaled ? grad[i] * scale : grad[i];
+            m[i] = b1 * m[i] + (T(1) - b1) * g;
+            v[i] = b2 * v[i] + (T(1) - b2) * g * g;
             param[i] =
                 param[i] * decay - step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bias2 + eps);
         }
@@ -80,7 +87,9 @@ public:
           v_(static_cast<std::size_t>(params.size()), T(0)) {}
 
     /// One update of every parameter from the gradient buffer, at learning rate lr.
-    void step(double lr) {
+    /// One update with learning rate lr. grad_scale multiplies the gradients as they are read
+    /// (see clip_scale: clipping without a separate pass); the buffer itself is not changed.
+    void step(double lr, double grad_scale = 1.0) {
         if (!(lr >= 0.0) || !std::isfinite(lr)) {
             throw std::invalid_argument("AdamW::step: learning rate must be finite and >= 0, got " +
                                         std::to_string(lr));
@@ -90,7 +99,7 @@ public:
             const std::int64_t o = info.offset, n = info.shape.numel();
             kernels::adamw_update(params_->data() + o, params_->grad() + o, m_.data() + o,
                                   v_.data() + o, n, lr, info.decay() ? config_.weight_decay : 0.0,
-                                  config_, step_);
+                                  config_, step_, grad_scale);
         }
     }
 
@@ -112,31 +121,51 @@ private:
 
 // ---- gradient clipping ----
 
-/// Scales the whole gradient buffer so its L2 norm is at most max_norm (if max_norm > 0) and
-/// returns the norm before clipping — possibly inf or NaN, which the caller should treat as a
-/// failed step. The sum of squares is taken in fixed chunks and added in order, in double, so
-/// it does not depend on the thread count.
+/// L2 norm of the whole gradient buffer, possibly inf or NaN (which the caller should treat as a
+/// failed step). The sum of squares is taken in fixed chunks and added in order, in double, so it
+/// does not depend on the thread count.
 template <class T>
-double clip_grad_norm(Parameters<T>& params, double max_norm) {
+double grad_norm(const Parameters<T>& params) {
     const std::int64_t n = params.size(), chunk = 65536, chunks = (n + chunk - 1) / chunk;
     thread_local std::vector<double> partial_sums;  // kept between calls: no allocation per step
     partial_sums.assign(static_cast<std::size_t>(chunks), 0.0);
     double* partial =
         partial_sums.data();  // the caller's buffer: worker threads have their own thread_locals
-    T* g = params.grad();
+    const T* g = params.grad();
     detail::parallel_for(chunks, [&](std::int64_t c) {
-        double s = 0.0;
-        const std::int64_t end = std::min(n, (c + 1) * chunk);
-        for (std::int64_t i = c * chunk; i < end; ++i)
-            s += static_cast<double>(g[i]) * static_cast<double>(g[i]);
-        partial[c] = s;
+        // sum_of's independent lanes: a single running sum would wait on every addition (GPT-2
+        // has 124M gradients), and the fixed lane order keeps the result thread-independent.
+        const std::int64_t begin = c * chunk, end = std::min(n, begin + chunk);
+        partial[c] = detail::sum_of<double>(end - begin, [&](std::int64_t i) {
+            const auto x = static_cast<double>(g[begin + i]);
+            return x * x;
+        });
     });
     double total = 0.0;
     for (std::int64_t c = 0; c < chunks; ++c) total += partial[c];
-    const double norm = std::sqrt(total);
-    if (max_norm > 0.0 && std::isfinite(norm) && norm > max_norm) {
-        const T factor = static_cast<T>(max_norm / (norm + 1e-6));
-        detail::parallel_for(chunks, [&](std::int64_t c) {
+    return std::sqrt(total);
+}
+
+/// The factor that brings a gradient of L2 norm `norm` down to max_norm (PyTorch's
+/// max_norm / (norm + 1e-6)), or 1 when it is already within it, max_norm <= 0 (no clipping) or
+/// the norm is not finite. Pass it to AdamW::step to clip without touching the buffer.
+inline double clip_scale(double norm, double max_norm) {
+    if (max_norm > 0.0 && std::isfinite(norm) && norm > max_norm) return max_norm / (norm + 1e-6);
+    return 1.0;
+}
+
+/// Scales the whole gradient buffer so its L2 norm is at most max_norm (if max_norm > 0) and
+/// returns the norm before clipping (see grad_norm). Training loops that go straight on to
+/// AdamW::step can instead pass clip_scale(grad_norm(p), max_norm) to it and skip this pass.
+template <class T>
+double clip_grad_norm(Parameters<T>& params, double max_norm) {
+    const double norm = grad_norm(params);
+    const double scale = clip_scale(norm, max_norm);
+    if (scale != 1.0) {
+        const T factor = static_cast<T>(scale);
+        const std::int64_t n = params.size(), chunk = 65536;
+        T* g = params.grad();
+        detail::parallel_for((n + chunk - 1) / chunk, [&](std::int64_t c) {
             const std::int64_t end = std::min(n, (c + 1) * chunk);
             for (std::int64_t i = c * chunk; i < end; ++i) g[i] *= factor;
         });
