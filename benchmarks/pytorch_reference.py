@@ -63,6 +63,16 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(n_embd)
         if not bias:
             self.ln_f.bias = None
+        # nanoGPT's (GPT-2's) initialisation, as nanogpt.hpp: N(0, 0.02) weights and embeddings,
+        # zero biases, residual projections scaled by 1/sqrt(2 n_layer). Speed does not depend on
+        # it; pytorch_recipe.py's loss does.
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight"):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * n_layer))
+            elif p.dim() >= 2:
+                nn.init.normal_(p, 0.0, 0.02)
+            elif name.endswith(".bias") and "ln" not in name:
+                nn.init.zeros_(p)
 
     def forward(self, idx, targets):
         pos = torch.arange(idx.size(1))
