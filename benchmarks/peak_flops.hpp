@@ -41,7 +41,9 @@ namespace peak_detail {
 
 __attribute__((target("avx512f"))) inline float fma_loop_avx512(std::int64_t iters) {
     NANOGPT_PEAK_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps)
-    return _mm512_reduce_add_ps(sum);
+    float out[16];  // not _mm512_reduce_add_ps: g++ 12 warns (maybe-uninitialized) inside it
+    _mm512_storeu_ps(out, sum);
+    return out[0] + out[15];
 }
 __attribute__((target("avx2,fma"))) inline float fma_loop_avx2(std::int64_t iters) {
     NANOGPT_PEAK_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps)
