@@ -22,7 +22,7 @@
 #include <algorithm>    // std::min, std::max
 #include <atomic>       // std::atomic
 #include <cstddef>      // std::size_t
-#include <cstdint>      // std::int64_t
+#include <cstdint>      // std::int64_t, std::uintptr_t
 #include <cstring>      // std::memcpy, std::strcmp
 #include <new>          // operator new(size, align_val_t, nothrow), std::align_val_t
 #include <type_traits>  // std::is_same_v
@@ -340,6 +340,14 @@ __attribute__((target("avx512f"))) inline void interleave_16(const float* src, s
 // AVX-512: 14 x 32 tile = 28 zmm accumulators + 2 loads of B + 1 broadcast of A = 31 of 32
 // registers. Per step: 28 FMAs against 2 vector loads and 14 broadcasts, so the loads never limit
 // the two FMA ports.
+// Prefetch of p + floats, computed as an integer: the address may lie past the end of p's
+// buffer (a prefetch never faults), where pointer arithmetic would be undefined behaviour.
+inline void prefetch_ahead(const float* p, std::int64_t floats) {
+    const auto address =
+        reinterpret_cast<std::uintptr_t>(p) + static_cast<std::uintptr_t>(floats) * sizeof(float);
+    _mm_prefetch(reinterpret_cast<const char*>(address), _MM_HINT_T0);
+}
+
 struct Avx512Kernel {
     static constexpr int mr = 14, nr = 32;
     // KC = 768 makes GPT-2's 768-deep products one K block, so C is read and written once:
@@ -381,7 +389,15 @@ struct Avx512Kernel {
         __m512 acc0[mr], acc1[mr];
 #pragma GCC unroll 16
         for (int r = 0; r < mr; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
+        // Software prefetch 16 steps ahead in both packed slivers: they stream from L2 (B's 96 KiB
+        // sliver does not fit L1), and the hardware prefetchers alone left the kernel ~18% below
+        // its in-L1 speed inside real products. Measured +6% on GPT-2 training steps, +2-3% at
+        // shakespeare_char batch 8 (Intel Xeon guest; reads past the sliver's end are harmless:
+        // prefetches never fault).
         for (std::int64_t p = 0; p < kc_len; ++p, a += mr, b += nr) {
+            prefetch_ahead(b, 16 * nr);
+            prefetch_ahead(b, 16 * nr + 16);
+            prefetch_ahead(a, 16 * mr);
             const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
 #pragma GCC unroll 16
             for (int r = 0; r < mr; ++r) {
