@@ -5,6 +5,9 @@
 // x = n ln2 + r with |r| <= ln2/2 and a degree-6 polynomial for e^r (relative error about 2e-7,
 // i.e. within float rounding), built only from arithmetic and bit casts so every loop that uses
 // it vectorises. double keeps std::exp / std::tanh: gradient checks want the exact functions.
+// All three are always_inline: a loop only vectorises when they are inlined into it, and in a
+// program that includes the whole library g++ otherwise runs out of inlining budget at random
+// places (seen: gelu's backward 5x slower in one build, fine in the next).
 #pragma once
 
 #include <bit>          // std::bit_cast
@@ -16,7 +19,7 @@ namespace nanogpt::detail {
 
 /// e^x for float without libm. Inputs are clamped to [-87.3, 88.3] (the range where 2^n is a
 /// normal float), so exp_approx(-inf) is about 1e-38 rather than 0; NaN stays NaN.
-inline float exp_approx(float x) {
+[[gnu::always_inline]] inline float exp_approx(float x) {
     // The clamp is done on the bit pattern with integer compares: a float compare may trap (the
     // default -ftrapping-math), so GCC would refuse to turn it into a vector select, while the
     // integer version vectorises. NaN patterns (magnitude above infinity's) are left alone.
@@ -48,7 +51,7 @@ inline float exp_approx(float x) {
 
 /// e^x: the vectorisable approximation for float, std::exp otherwise.
 template <class T>
-inline T exp_fast(T x) {
+[[gnu::always_inline]] inline T exp_fast(T x) {
     if constexpr (std::is_same_v<T, float>) {
         return exp_approx(x);
     } else {
@@ -58,7 +61,7 @@ inline T exp_fast(T x) {
 
 /// tanh(x) = 1 - 2 / (e^{2x} + 1) for float (absolute error ~1e-7), std::tanh otherwise.
 template <class T>
-inline T tanh_fast(T x) {
+[[gnu::always_inline]] inline T tanh_fast(T x) {
     if constexpr (std::is_same_v<T, float>) {
         return 1.0f - 2.0f / (exp_approx(2.0f * x) + 1.0f);
     } else {

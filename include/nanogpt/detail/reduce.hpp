@@ -13,7 +13,7 @@ namespace nanogpt::detail {
 
 /// sum over i in [0, n) of term(i), in the fixed 16-lane order described above.
 template <class T, class Term>
-inline T sum_of(std::int64_t n, const Term& term) {
+[[gnu::always_inline]] inline T sum_of(std::int64_t n, const Term& term) {
     constexpr int kLanes = 16;
     T lanes[kLanes] = {};
     std::int64_t i = 0;
