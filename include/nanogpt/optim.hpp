@@ -61,13 +61,12 @@ void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr
     const T step_size = static_cast<T>(lr / bias1),
             inv_sqrt_bias2 = static_cast<T>(1.0 / std::sqrt(bias2));
     const T decay = static_cast<T>(1.0 - lr * weight_decay), eps = static_cast<T>(c.eps);
-    const T scale = static_cast<T>(grad_scale);
-    const bool scaled = grad_scale != 1.0;
+    const T scale = static_cast<T>(grad_scale);  // g * 1 == g exactly, so no special case
     const std::int64_t chunk = 16384;
     detail::parallel_for((n + chunk - 1) / chunk, [&](std::int64_t blk) {
         const std::int64_t end = std::min(n, (blk + 1) * chunk);
         for (std::int64_t i = blk * chunk; i < end; ++i) {
-            const T g = scaled ? grad[i] * scale : grad[i];
+            const T g = grad[i] * scale;
             m[i] = b1 * m[i] + (T(1) - b1) * g;
             v[i] = b2 * v[i] + (T(1) - b2) * g * g;
             param[i] =
@@ -86,9 +85,9 @@ public:
           m_(static_cast<std::size_t>(params.size()), T(0)),
           v_(static_cast<std::size_t>(params.size()), T(0)) {}
 
-    /// One update of every parameter from the gradient buffer, at learning rate lr.
-    /// One update with learning rate lr. grad_scale multiplies the gradients as they are read
-    /// (see clip_scale: clipping without a separate pass); the buffer itself is not changed.
+    /// One update of every parameter from the gradient buffer, at learning rate lr. grad_scale
+    /// multiplies the gradients as they are read (see clip_scale: clipping without a separate
+    /// pass); the buffer itself is not changed.
     void step(double lr, double grad_scale = 1.0) {
         if (!(lr >= 0.0) || !std::isfinite(lr)) {
             throw std::invalid_argument("AdamW::step: learning rate must be finite and >= 0, got " +

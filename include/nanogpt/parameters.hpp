@@ -7,7 +7,6 @@
 // tensor.hpp and detail/random.hpp; read next: layers.hpp.
 #pragma once
 
-#include <algorithm>  // std::fill
 #include <cmath>      // std::sqrt
 #include <cstdint>    // std::int64_t
 #include <stdexcept>  // std::invalid_argument, std::logic_error
@@ -100,12 +99,7 @@ public:
 
     /// On every thread: GPT-2's gradient buffer is half a gigabyte, written once per step.
     void zero_grad() {
-        const auto n = static_cast<std::int64_t>(grad_.size());
-        constexpr std::int64_t kChunk = 1 << 16;
-        T* g = grad_.data();
-        detail::parallel_for((n + kChunk - 1) / kChunk, [&](std::int64_t c) {
-            std::fill(g + c * kChunk, g + std::min(n, (c + 1) * kChunk), T(0));
-        });
+        detail::parallel_fill(grad_.data(), static_cast<std::int64_t>(grad_.size()), T(0));
     }
 
 private:

@@ -9,10 +9,9 @@
 // of reading reused memory. Builds on detail/arena.hpp; read next: tensor.hpp.
 #pragma once
 
-#include <algorithm>    // std::min
 #include <chrono>       // std::chrono::steady_clock (op profiling)
 #include <cstddef>      // std::size_t
-#include <cstring>      // std::strcmp, std::memset
+#include <cstring>      // std::strcmp
 #include <cstdint>      // std::uint64_t, std::int32_t
 #include <new>          // placement new
 #include <stdexcept>    // std::logic_error
@@ -221,15 +220,9 @@ private:
             free_gradients_.pop_back();
         }
         if (memory == nullptr) memory = gradients_.allocate(bytes);
-        if (zeroed) {  // activation gradients reach 100 MB: zero them on every thread
-            constexpr std::size_t kBlock = std::size_t(1) << 16;
-            auto* bytes_out = static_cast<unsigned char*>(memory);
-            detail::parallel_for(
-                static_cast<std::int64_t>((bytes + kBlock - 1) / kBlock), [&](std::int64_t b) {
-                    const std::size_t begin = static_cast<std::size_t>(b) * kBlock;
-                    std::memset(bytes_out + begin, 0, std::min(kBlock, bytes - begin));
-                });
-        }
+        if (zeroed)
+            detail::parallel_fill(static_cast<unsigned char*>(memory),
+                                  static_cast<std::int64_t>(bytes), static_cast<unsigned char>(0));
         return memory;
     }
     void release_output_gradients(const Node& node) {

@@ -7,7 +7,6 @@
 
 #include <algorithm>  // std::max
 #include <cstddef>    // std::size_t, std::byte
-#include <cstring>    // std::memset
 #include <memory>     // std::unique_ptr
 #include <new>        // std::align_val_t
 #include <vector>     // std::vector
@@ -34,13 +33,6 @@ public:
         used_ += bytes;
         in_use_ += bytes;
         if (in_use_ > peak_) peak_ = in_use_;
-        return p;
-    }
-
-    /// Like allocate, but zero-filled.
-    void* allocate_zeroed(std::size_t bytes) {
-        void* p = allocate(bytes);
-        std::memset(p, 0, bytes);
         return p;
     }
 

@@ -337,9 +337,6 @@ __attribute__((target("avx512f"))) inline void interleave_16(const float* src, s
     }
 }
 
-// AVX-512: 14 x 32 tile = 28 zmm accumulators + 2 loads of B + 1 broadcast of A = 31 of 32
-// registers. Per step: 28 FMAs against 2 vector loads and 14 broadcasts, so the loads never limit
-// the two FMA ports.
 // Prefetch of p + floats, computed as an integer: the address may lie past the end of p's
 // buffer (a prefetch never faults), where pointer arithmetic would be undefined behaviour.
 inline void prefetch_ahead(const float* p, std::int64_t floats) {
@@ -348,6 +345,9 @@ inline void prefetch_ahead(const float* p, std::int64_t floats) {
     _mm_prefetch(reinterpret_cast<const char*>(address), _MM_HINT_T0);
 }
 
+// AVX-512: 14 x 32 tile = 28 zmm accumulators + 2 loads of B + 1 broadcast of A = 31 of 32
+// registers. Per step: 28 FMAs against 2 vector loads and 14 broadcasts, so the loads never limit
+// the two FMA ports.
 struct Avx512Kernel {
     static constexpr int mr = 14, nr = 32;
     // KC = 768 makes GPT-2's 768-deep products one K block, so C is read and written once:
