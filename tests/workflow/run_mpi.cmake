@@ -8,6 +8,7 @@
 #         -P run_mpi.cmake
 
 cmake_minimum_required(VERSION 3.21)
+include("${CMAKE_CURRENT_LIST_DIR}/sample_text.cmake")
 
 function(run)
     execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err
@@ -21,10 +22,7 @@ endfunction()
 
 file(REMOVE_RECURSE "${WORK_DIR}")
 file(MAKE_DIRECTORY "${WORK_DIR}")
-set(verse "To be, or not to be: that is the question.\nWhether 'tis nobler in the mind to suffer\n")
-string(APPEND verse "The slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles.\n")
-string(REPEAT "${verse}" 40 text)
-file(WRITE "${WORK_DIR}/input.txt" "${text}")
+write_sample_text("${WORK_DIR}")
 run("${PREPARE}" --input=input.txt --out_dir=data)
 
 # dropout = 0: dropout masks are drawn per rank, so with dropout the runs differ (README).

@@ -14,6 +14,7 @@
 #         [-DREADME=...] -P run_workflow.cmake
 
 cmake_minimum_required(VERSION 3.21)
+include("${CMAKE_CURRENT_LIST_DIR}/sample_text.cmake")
 
 function(fail)
     string(JOIN "" message ${ARGV})
@@ -47,10 +48,7 @@ endfunction()
 function(prepare_data)
     file(REMOVE_RECURSE "${WORK_DIR}")
     file(MAKE_DIRECTORY "${WORK_DIR}")
-    set(verse "To be, or not to be: that is the question.\nWhether 'tis nobler in the mind to suffer\n")
-    string(APPEND verse "The slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles.\n")
-    string(REPEAT "${verse}" 40 text)
-    file(WRITE "${WORK_DIR}/input.txt" "${text}")
+    write_sample_text("${WORK_DIR}")
     run_program(COMMAND "${PREPARE}" --input=input.txt --out_dir=data)
 endfunction()
 
