@@ -33,9 +33,12 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
 }  // namespace
 
 TEST_CASE("kernels: fast attention matches the reference loops", "[attention]") {
-    // T = 13 fits one row block; T = 150 spans three blocks of kAttentionRows, the last partial.
-    for (auto [dropout, T] :
-         {std::pair{0.0, 13}, std::pair{0.3, 13}, std::pair{0.0, 150}, std::pair{0.3, 150}}) {
+    // Row blocks are attention_rows(T) high: T = 13 fits one block; T = 150 spans six blocks of
+    // 28 rows and T = 300 six of 56, each with a partial last block.
+    CHECK(kernels::attention_rows(150) == 28);
+    CHECK(kernels::attention_rows(300) == 56);
+    for (auto [dropout, T] : {std::pair{0.0, 13}, std::pair{0.3, 13}, std::pair{0.0, 150},
+                              std::pair{0.3, 150}, std::pair{0.0, 300}}) {
         const kernels::AttentionDims d{2, T, 24, 3, dropout, 99};  // hs = 8
         const std::int64_t qkv_n = d.B * d.T * 3 * d.C, out_n = d.B * d.T * d.C,
                            att_n = d.B * d.NH * d.T * d.T;

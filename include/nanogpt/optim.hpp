@@ -63,16 +63,17 @@ void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr
     const T decay = static_cast<T>(1.0 - lr * weight_decay), eps = static_cast<T>(c.eps);
     const T scale = static_cast<T>(grad_scale);  // g * 1 == g exactly, so no special case
     const std::int64_t chunk = 16384;
-    detail::parallel_for((n + chunk - 1) / chunk, [&](std::int64_t blk) {
-        const std::int64_t end = std::min(n, (blk + 1) * chunk);
-        for (std::int64_t i = blk * chunk; i < end; ++i) {
-            const T g = grad[i] * scale;
-            m[i] = b1 * m[i] + (T(1) - b1) * g;
-            v[i] = b2 * v[i] + (T(1) - b2) * g * g;
-            param[i] =
-                param[i] * decay - step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bias2 + eps);
-        }
-    });
+    detail::parallel_for(
+        (n + chunk - 1) / chunk, [&](std::int64_t blk) __attribute__((always_inline)) {
+            const std::int64_t end = std::min(n, (blk + 1) * chunk);
+            for (std::int64_t i = blk * chunk; i < end; ++i) {
+                const T g = grad[i] * scale;
+                m[i] = b1 * m[i] + (T(1) - b1) * g;
+                v[i] = b2 * v[i] + (T(1) - b2) * g * g;
+                param[i] =
+                    param[i] * decay - step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bias2 + eps);
+            }
+        });
 }
 }  // namespace kernels
 
@@ -131,15 +132,16 @@ double grad_norm(const Parameters<T>& params) {
     double* partial =
         partial_sums.data();  // the caller's buffer: worker threads have their own thread_locals
     const T* g = params.grad();
-    detail::parallel_for(chunks, [&](std::int64_t c) {
-        // sum_of's independent lanes: a single running sum would wait on every addition (GPT-2
-        // has 124M gradients), and the fixed lane order keeps the result thread-independent.
-        const std::int64_t begin = c * chunk, end = std::min(n, begin + chunk);
-        partial[c] = detail::sum_of<double>(end - begin, [&](std::int64_t i) {
-            const auto x = static_cast<double>(g[begin + i]);
-            return x * x;
+    detail::parallel_for(
+        chunks, [&](std::int64_t c) __attribute__((always_inline)) {
+            // sum_of's independent lanes: a single running sum would wait on every addition (GPT-2
+            // has 124M gradients), and the fixed lane order keeps the result thread-independent.
+            const std::int64_t begin = c * chunk, end = std::min(n, begin + chunk);
+            partial[c] = detail::sum_of<double>(end - begin, [&](std::int64_t i) {
+                const auto x = static_cast<double>(g[begin + i]);
+                return x * x;
+            });
         });
-    });
     double total = 0.0;
     for (std::int64_t c = 0; c < chunks; ++c) total += partial[c];
     return std::sqrt(total);
@@ -164,10 +166,11 @@ double clip_grad_norm(Parameters<T>& params, double max_norm) {
         const T factor = static_cast<T>(scale);
         const std::int64_t n = params.size(), chunk = 65536;
         T* g = params.grad();
-        detail::parallel_for((n + chunk - 1) / chunk, [&](std::int64_t c) {
-            const std::int64_t end = std::min(n, (c + 1) * chunk);
-            for (std::int64_t i = c * chunk; i < end; ++i) g[i] *= factor;
-        });
+        detail::parallel_for(
+            (n + chunk - 1) / chunk, [&](std::int64_t c) __attribute__((always_inline)) {
+                const std::int64_t end = std::min(n, (c + 1) * chunk);
+                for (std::int64_t i = c * chunk; i < end; ++i) g[i] *= factor;
+            });
     }
     return norm;
 }

@@ -9,7 +9,7 @@
 // Read next: ops/embedding.hpp.
 #pragma once
 
-#include <algorithm>  // std::max
+#include <algorithm>  // std::fill, std::max, std::min
 #include <cmath>      // std::sqrt
 #include <cstdint>    // std::int64_t, std::uint64_t
 #include <limits>     // std::numeric_limits
@@ -36,8 +36,7 @@ void softmax_forward(T* out, const T* inp, std::int64_t rows, std::int64_t C, bo
         const std::int64_t visible = causal ? (r % C) + 1 : C;  // causal rows: t = r mod T
         const T* x = inp + r * C;
         T* y = out + r * C;
-        T maxv = -std::numeric_limits<T>::infinity();
-        for (std::int64_t j = 0; j < visible; ++j) maxv = std::max(maxv, x[j]);
+        const T maxv = detail::max_of(visible, x);
         T total = 0;
         for (std::int64_t j = 0; j < visible; ++j) {
             y[j] = detail::exp_fast(x[j] - maxv);  // subtracting the max keeps exp from overflowing
@@ -197,7 +196,7 @@ void attention_backward_reference(T* dqkv, T* scratch, const T* dout, const T* q
 
 // The fast twins: the same arithmetic, with the products of each head done by gemm on strided
 // views of qkv (leading dimension 3C), so nothing is copied. Query rows are taken in blocks of
-// kAttentionRows; for a block r0 .. r0+rows-1 (keys = r0 + rows):
+// attention_rows(T); for a block r0 .. r0+rows-1 (keys = r0 + rows):
 //   forward:  S = Q K^T (rows x keys), P = causal softmax(S / sqrt(hs)) -> stats, Y = P' V;
 //   backward: S = Q K^T, P from stats, dP' = dY V^T, dV += P'^T dY,
 //             dS = P * (dP - rowsum(P dP)) / sqrt(hs), dQ += dS K, dK += dS^T Q.
@@ -207,8 +206,20 @@ void attention_backward_reference(T* dqkv, T* scratch, const T* dout, const T* q
 // thread); worker w uses slice w of the workspace. Slicing by worker rather than by OpenMP
 // thread id keeps it correct however workers map onto threads (nested regions included), and
 // each head's result does not depend on which worker ran it.
+// The workers' bodies are always_inline so that parallel_for's AVX-512 / AVX2 copy of them
+// really contains the softmax loops: left as a call, the lambda is compiled for the baseline
+// SSE2 target and its exp, max and sum loops ran 2-3 times slower (forward 20% slower in all).
 
-inline constexpr std::int64_t kAttentionRows = 64;
+/// Query rows per block. Every block re-packs keys 0 .. keys-1 for each product (per head a cost
+/// ~ T^2 / rows) and computes the masked half of its diagonal square (~ T x rows), so the best
+/// block grows like sqrt(T): doubling it each time T quadruples gives the measured optimum at
+/// T = 64 (28 rows), 256 and 512 (56), 1024 (112). Multiples of 14, the AVX-512 micro-kernel's
+/// tile height, so the row products carry no padding rows (64 rows cost 70).
+inline std::int64_t attention_rows(std::int64_t T) {
+    std::int64_t rows = 28;
+    for (std::int64_t reach = 256; reach <= T; reach *= 4) rows *= 2;
+    return std::min(rows, T);
+}
 
 inline std::int64_t attention_workers(const AttentionDims& d) {
     return std::max<std::int64_t>(1, std::min<std::int64_t>(detail::max_threads(), d.B * d.NH));
@@ -216,7 +227,7 @@ inline std::int64_t attention_workers(const AttentionDims& d) {
 
 /// Elements of one worker's row-block buffer (rows x T).
 inline std::int64_t attention_block_size(const AttentionDims& d) {
-    return std::min(kAttentionRows, d.T) * d.T;
+    return attention_rows(d.T) * d.T;
 }
 
 /// Workspace elements the forward (S / P': one block per worker) or the backward (P and dS, and
@@ -226,17 +237,10 @@ inline std::int64_t attention_workspace_size(const AttentionDims& d, bool backwa
     return attention_workers(d) * blocks * attention_block_size(d);
 }
 
-/// p'[t2] = p[t2] / (1 - dropout) if element (bh, t, t2) is kept, else 0, for t2 <= t. The mask
-/// is a hash of the element's index in [B, NH, T, T], so every pass agrees without storing it.
-template <class T>
-inline void attention_dropout_row(T* dst, const T* src, std::int64_t bh, std::int64_t t,
-                                  const AttentionDims& d) {
-    const T keep_scale = static_cast<T>(1.0 / (1.0 - d.dropout));
-    const auto first = static_cast<std::uint64_t>((bh * d.T + t) * d.T);
-    for (std::int64_t t2 = 0; t2 <= t; ++t2)
-        dst[t2] = dropout_keep(d.seed, first + static_cast<std::uint64_t>(t2), d.dropout)
-                      ? src[t2] * keep_scale
-                      : T(0);
+/// Index of element (bh, t, 0) in [B, NH, T, T]: the dropout mask of element (bh, t, t2) is
+/// dropout_keep(seed, that + t2), a hash, so every pass agrees without storing it.
+inline std::uint64_t attention_mask_index(std::int64_t bh, std::int64_t t, const AttentionDims& d) {
+    return static_cast<std::uint64_t>((bh * d.T + t) * d.T);
 }
 
 /// stats: B * NH * T * 2 elements, (max of the scores, 1 / sum of the exps) per row;
@@ -244,36 +248,44 @@ inline void attention_dropout_row(T* dst, const T* src, std::int64_t bh, std::in
 template <class T>
 void attention_forward(T* out, T* stats, T* workspace, const T* qkv, const AttentionDims& d) {
     const std::int64_t T_ = d.T, C = d.C, hs = C / d.NH, C3 = 3 * C;
-    const std::int64_t heads = d.B * d.NH, workers = attention_workers(d);
+    const std::int64_t heads = d.B * d.NH, workers = attention_workers(d),
+                       block_rows = attention_rows(T_);
     const T scale = T(1) / std::sqrt(static_cast<T>(hs));
-    detail::parallel_for(workers, [&](std::int64_t w) {
+    const T keep_scale = static_cast<T>(1.0 / (1.0 - d.dropout));
+    const auto run_worker = [&](std::int64_t w) __attribute__((always_inline)) {
         T* p = workspace + w * attention_block_size(d);  // (rows, T): S, then P, then P'
         for (std::int64_t bh = heads * w / workers; bh < heads * (w + 1) / workers; ++bh) {
             const std::int64_t b = bh / d.NH, h = bh % d.NH;
             const T* q = qkv + b * T_ * C3 + h * hs;  // k = q + C, v = q + 2C
-            for (std::int64_t r0 = 0; r0 < T_; r0 += kAttentionRows) {
-                const std::int64_t rows = std::min(kAttentionRows, T_ - r0), keys = r0 + rows;
+            for (std::int64_t r0 = 0; r0 < T_; r0 += block_rows) {
+                const std::int64_t rows = std::min(block_rows, T_ - r0), keys = r0 + rows;
                 gemm(false, true, rows, keys, hs, q + r0 * C3, C3, q + C, C3, p, T_,
                      false);  // S = Q K^T
                 for (std::int64_t t = r0; t < keys; ++t) {
                     T* row = p + (t - r0) * T_;
-                    T maxv = row[0];
-                    for (std::int64_t t2 = 1; t2 <= t; ++t2) maxv = std::max(maxv, row[t2]);
-                    for (std::int64_t t2 = 0; t2 <= t; ++t2)
-                        row[t2] = detail::exp_fast((row[t2] - maxv) * scale);
-                    const T inv =
-                        T(1) / detail::sum_of<T>(t + 1, [&](std::int64_t t2) { return row[t2]; });
+                    const T maxv = detail::max_of(t + 1, row);
+                    const T total = detail::sum_of<T>(t + 1, [&](std::int64_t t2) {
+                        return row[t2] = detail::exp_fast((row[t2] - maxv) * scale);
+                    });
+                    const T inv = T(1) / total;
                     for (std::int64_t t2 = 0; t2 <= t; ++t2) row[t2] *= inv;
                     stats[2 * (bh * T_ + t)] = maxv;
                     stats[2 * (bh * T_ + t) + 1] = inv;
-                    if (d.dropout > 0.0) attention_dropout_row(row, row, bh, t, d);
-                    for (std::int64_t t2 = t + 1; t2 < keys; ++t2) row[t2] = 0;
+                    if (d.dropout > 0.0) {
+                        const std::uint64_t first = attention_mask_index(bh, t, d);
+                        for (std::int64_t t2 = 0; t2 <= t; ++t2)
+                            row[t2] = dropout_keep(d.seed, first + t2, d.dropout)
+                                          ? row[t2] * keep_scale
+                                          : T(0);
+                    }
+                    std::fill(row + t + 1, row + keys, T(0));  // the masked part of the block
                 }
                 gemm(false, false, rows, hs, keys, p, T_, q + 2 * C, C3,
                      out + (b * T_ + r0) * C + h * hs, C, false);  // Y = P' V
             }
         }
-    });
+    };
+    detail::parallel_for(workers, run_worker);
 }
 
 /// stats: from attention_forward; workspace: attention_workspace_size(d, true) elements.
@@ -281,11 +293,13 @@ template <class T>
 void attention_backward(T* dqkv, T* workspace, const T* dout, const T* qkv, const T* stats,
                         const AttentionDims& d) {
     const std::int64_t T_ = d.T, C = d.C, hs = C / d.NH, C3 = 3 * C;
-    const std::int64_t heads = d.B * d.NH, workers = attention_workers(d);
+    const std::int64_t heads = d.B * d.NH, workers = attention_workers(d),
+                       block_rows = attention_rows(T_);
     const std::int64_t block = attention_block_size(d),
                        per_worker = (d.dropout > 0.0 ? 3 : 2) * block;
     const T scale = T(1) / std::sqrt(static_cast<T>(hs));
-    detail::parallel_for(workers, [&](std::int64_t w) {
+    const T keep_scale = static_cast<T>(1.0 / (1.0 - d.dropout));
+    const auto run_worker = [&](std::int64_t w) __attribute__((always_inline)) {
         T* p = workspace + w * per_worker;              // (rows, T): P
         T* ds = p + block;                              // (rows, T): dP', then dS
         T* dropped = d.dropout > 0.0 ? ds + block : p;  // (rows, T): P'
@@ -294,8 +308,8 @@ void attention_backward(T* dqkv, T* workspace, const T* dout, const T* qkv, cons
             const T* q = qkv + b * T_ * C3 + h * hs;  // k = q + C, v = q + 2C
             T* dq = dqkv + b * T_ * C3 + h * hs;      // dk = dq + C, dv = dq + 2C
             const T* dy = dout + b * T_ * C + h * hs;
-            for (std::int64_t r0 = 0; r0 < T_; r0 += kAttentionRows) {
-                const std::int64_t rows = std::min(kAttentionRows, T_ - r0), keys = r0 + rows;
+            for (std::int64_t r0 = 0; r0 < T_; r0 += block_rows) {
+                const std::int64_t rows = std::min(block_rows, T_ - r0), keys = r0 + rows;
                 gemm(false, true, rows, keys, hs, q + r0 * C3, C3, q + C, C3, p, T_,
                      false);  // S = Q K^T, the forward's very call
                 gemm(false, true, rows, keys, hs, dy + r0 * C, C, q + 2 * C, C3, ds, T_,
@@ -303,20 +317,30 @@ void attention_backward(T* dqkv, T* workspace, const T* dout, const T* qkv, cons
                 for (std::int64_t t = r0; t < keys; ++t) {
                     T* row = p + (t - r0) * T_;
                     T* drow = ds + (t - r0) * T_;
+                    T* prow = dropped + (t - r0) * T_;
                     // P from the statistics: the forward's operations, hence its exact values.
                     const T maxv = stats[2 * (bh * T_ + t)], inv = stats[2 * (bh * T_ + t) + 1];
                     for (std::int64_t t2 = 0; t2 <= t; ++t2)
                         row[t2] = detail::exp_fast((row[t2] - maxv) * scale) * inv;
                     if (d.dropout > 0.0) {
-                        attention_dropout_row(dropped + (t - r0) * T_, row, bh, t, d);  // P'
-                        attention_dropout_row(drow, drow, bh, t, d);  // dP = dP' * mask / (1 - p)
+                        const std::uint64_t first = attention_mask_index(bh, t, d);
+                        for (std::int64_t t2 = 0; t2 <= t; ++t2) {
+                            // One mask lookup gives P' and dP = dP' * mask / (1 - dropout).
+                            const bool keep = dropout_keep(d.seed, first + t2, d.dropout);
+                            prow[t2] = keep ? row[t2] * keep_scale : T(0);
+                            drow[t2] = keep ? drow[t2] * keep_scale : T(0);
+                        }
                     }
+                    // A pass of its own: fused into the recompute of P above, the stores to P
+                    // between loads of dP (which might alias, for all the compiler knows) kept
+                    // the loop from vectorising, and it ran 3x slower.
                     const T dot = detail::sum_of<T>(
-                        t + 1, [&](std::int64_t t2) { return row[t2] * drow[t2]; });
+                        t + 1, [&](std::int64_t t2) { return row[t2] * drow[t2]; });  // sum p dp
                     for (std::int64_t t2 = 0; t2 <= t; ++t2)
                         drow[t2] = row[t2] * (drow[t2] - dot) * scale;
-                    for (std::int64_t t2 = t + 1; t2 < keys; ++t2)
-                        row[t2] = dropped[(t - r0) * T_ + t2] = drow[t2] = 0;
+                    std::fill(row + t + 1, row + keys, T(0));  // the masked part of the block
+                    std::fill(drow + t + 1, drow + keys, T(0));
+                    if (d.dropout > 0.0) std::fill(prow + t + 1, prow + keys, T(0));
                 }
                 gemm(true, false, keys, hs, rows, dropped, T_, dy + r0 * C, C, dq + 2 * C, C3,
                      true);  // dV += P'^T dY
@@ -326,7 +350,8 @@ void attention_backward(T* dqkv, T* workspace, const T* dout, const T* qkv, cons
                      true);  // dK += dS^T Q
             }
         }
-    });
+    };
+    detail::parallel_for(workers, run_worker);
 }
 
 }  // namespace kernels

@@ -27,27 +27,28 @@ namespace kernels {
 template <class T>
 void cross_entropy_forward(T* lse, T* row_loss, const T* logits, const std::int32_t* targets,
                            std::int64_t N, std::int64_t V) {
-    detail::parallel_for(N, [&](std::int64_t n) {
-        const T* x = logits + n * V;
-        T maxv = x[0];
-        for (std::int64_t v = 1; v < V; ++v) maxv = std::max(maxv, x[v]);
-        const T total =
-            detail::sum_of<T>(V, [&](std::int64_t v) { return detail::exp_fast(x[v] - maxv); });
-        lse[n] = maxv + std::log(total);
-        row_loss[n] = targets[n] < 0 ? T(0) : lse[n] - x[targets[n]];
-    });
+    detail::parallel_for(
+        N, [&](std::int64_t n) __attribute__((always_inline)) {
+            const T* x = logits + n * V;
+            const T maxv = detail::max_of(V, x);
+            const T total =
+                detail::sum_of<T>(V, [&](std::int64_t v) { return detail::exp_fast(x[v] - maxv); });
+            lse[n] = maxv + std::log(total);
+            row_loss[n] = targets[n] < 0 ? T(0) : lse[n] - x[targets[n]];
+        });
 }
 template <class T>
 void cross_entropy_backward(T* dlogits, const T* logits, const T* lse, const std::int32_t* targets,
                             T dloss_per_row, std::int64_t N, std::int64_t V) {
-    detail::parallel_for(N, [&](std::int64_t n) {
-        if (targets[n] < 0) return;  // ignored position: no gradient
-        const T* x = logits + n * V;
-        T* dx = dlogits + n * V;
-        for (std::int64_t v = 0; v < V; ++v)
-            dx[v] += detail::exp_fast(x[v] - lse[n]) * dloss_per_row;
-        dx[targets[n]] -= dloss_per_row;
-    });
+    detail::parallel_for(
+        N, [&](std::int64_t n) __attribute__((always_inline)) {
+            if (targets[n] < 0) return;  // ignored position: no gradient
+            const T* x = logits + n * V;
+            T* dx = dlogits + n * V;
+            for (std::int64_t v = 0; v < V; ++v)
+                dx[v] += detail::exp_fast(x[v] - lse[n]) * dloss_per_row;
+            dx[targets[n]] -= dloss_per_row;
+        });
 }
 }  // namespace kernels
 

@@ -25,20 +25,22 @@ inline constexpr double kLayerNormEps = 1e-5;
 template <class T>
 void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias,
                        std::int64_t N, std::int64_t C) {
-    detail::parallel_for(N, [&](std::int64_t r) {
-        const T* x = inp + r * C;
-        const T m = detail::sum_of<T>(C, [&](std::int64_t c) { return x[c]; }) / static_cast<T>(C);
-        // Two passes: the one-pass formula loses precision when |mean| >> std.
-        const T var =
-            detail::sum_of<T>(C, [&](std::int64_t c) { return (x[c] - m) * (x[c] - m); }) /
-            static_cast<T>(C);
-        const T s = T(1) / std::sqrt(var + static_cast<T>(kLayerNormEps));
-        T* o = out + r * C;
-        for (std::int64_t c = 0; c < C; ++c)
-            o[c] = (x[c] - m) * s * weight[c] + (bias ? bias[c] : T(0));
-        mean[r] = m;
-        rstd[r] = s;
-    });
+    detail::parallel_for(
+        N, [&](std::int64_t r) __attribute__((always_inline)) {
+            const T* x = inp + r * C;
+            const T m =
+                detail::sum_of<T>(C, [&](std::int64_t c) { return x[c]; }) / static_cast<T>(C);
+            // Two passes: the one-pass formula loses precision when |mean| >> std.
+            const T var =
+                detail::sum_of<T>(C, [&](std::int64_t c) { return (x[c] - m) * (x[c] - m); }) /
+                static_cast<T>(C);
+            const T s = T(1) / std::sqrt(var + static_cast<T>(kLayerNormEps));
+            T* o = out + r * C;
+            for (std::int64_t c = 0; c < C; ++c)
+                o[c] = (x[c] - m) * s * weight[c] + (bias ? bias[c] : T(0));
+            mean[r] = m;
+            rstd[r] = s;
+        });
 }
 
 // With g = dout * weight: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), the usual result of
@@ -62,47 +64,49 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, T* partials, const T* dou
                         const T* weight, const T* mean, const T* rstd, std::int64_t N,
                         std::int64_t C) {
     const std::int64_t chunks = (N + kLayerNormChunkRows - 1) / kLayerNormChunkRows;
-    detail::parallel_for(chunks, [&](std::int64_t chunk) {
-        T* dw = partials + chunk * 2 * C;
-        T* db = dw + C;
-        for (std::int64_t c = 0; c < 2 * C; ++c) dw[c] = T(0);
-        const std::int64_t r1 = std::min(N, (chunk + 1) * kLayerNormChunkRows);
-        for (std::int64_t r = chunk * kLayerNormChunkRows; r < r1; ++r) {
-            const T* x = inp + r * C;
-            const T* dy = dout + r * C;
-            const T m = mean[r], s = rstd[r];
-            for (std::int64_t c = 0; c < C; ++c) {
-                dw[c] += dy[c] * (x[c] - m) * s;
-                db[c] += dy[c];
+    detail::parallel_for(
+        chunks, [&](std::int64_t chunk) __attribute__((always_inline)) {
+            T* dw = partials + chunk * 2 * C;
+            T* db = dw + C;
+            for (std::int64_t c = 0; c < 2 * C; ++c) dw[c] = T(0);
+            const std::int64_t r1 = std::min(N, (chunk + 1) * kLayerNormChunkRows);
+            for (std::int64_t r = chunk * kLayerNormChunkRows; r < r1; ++r) {
+                const T* x = inp + r * C;
+                const T* dy = dout + r * C;
+                const T m = mean[r], s = rstd[r];
+                for (std::int64_t c = 0; c < C; ++c) {
+                    dw[c] += dy[c] * (x[c] - m) * s;
+                    db[c] += dy[c];
+                }
+                if (dinp == nullptr) continue;
+                const T g_mean =
+                    detail::sum_of<T>(C, [&](std::int64_t c) { return dy[c] * weight[c]; }) /
+                    static_cast<T>(C);
+                const T gx_mean =
+                    detail::sum_of<T>(
+                        C, [&](std::int64_t c) { return dy[c] * weight[c] * (x[c] - m) * s; }) /
+                    static_cast<T>(C);
+                T* dx = dinp + r * C;
+                for (std::int64_t c = 0; c < C; ++c) {
+                    const T xhat = (x[c] - m) * s;
+                    dx[c] += s * (dy[c] * weight[c] - g_mean - xhat * gx_mean);
+                }
             }
-            if (dinp == nullptr) continue;
-            const T g_mean =
-                detail::sum_of<T>(C, [&](std::int64_t c) { return dy[c] * weight[c]; }) /
-                static_cast<T>(C);
-            const T gx_mean =
-                detail::sum_of<T>(
-                    C, [&](std::int64_t c) { return dy[c] * weight[c] * (x[c] - m) * s; }) /
-                static_cast<T>(C);
-            T* dx = dinp + r * C;
-            for (std::int64_t c = 0; c < C; ++c) {
-                const T xhat = (x[c] - m) * s;
-                dx[c] += s * (dy[c] * weight[c] - g_mean - xhat * gx_mean);
-            }
-        }
-    });
+        });
     if (dweight == nullptr && dbias == nullptr) return;
     const std::int64_t blocks = (C + detail::kChannelBlock - 1) / detail::kChannelBlock;
-    detail::parallel_for(blocks, [&](std::int64_t blk) {
-        const std::int64_t c0 = blk * detail::kChannelBlock,
-                           c1 = std::min(C, c0 + detail::kChannelBlock);
-        for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
-            const T* dw = partials + chunk * 2 * C;
-            for (std::int64_t c = c0; c < c1; ++c) {
-                if (dweight != nullptr) dweight[c] += dw[c];
-                if (dbias != nullptr) dbias[c] += dw[C + c];
+    detail::parallel_for(
+        blocks, [&](std::int64_t blk) __attribute__((always_inline)) {
+            const std::int64_t c0 = blk * detail::kChannelBlock,
+                               c1 = std::min(C, c0 + detail::kChannelBlock);
+            for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
+                const T* dw = partials + chunk * 2 * C;
+                for (std::int64_t c = c0; c < c1; ++c) {
+                    if (dweight != nullptr) dweight[c] += dw[c];
+                    if (dbias != nullptr) dbias[c] += dw[C + c];
+                }
             }
-        }
-    });
+        });
 }
 
 }  // namespace kernels
