@@ -35,6 +35,13 @@ struct Form {
 using GemmFn = void (*)(bool, bool, std::int64_t, std::int64_t, std::int64_t, const float*,
                         std::int64_t, const float*, std::int64_t, float*, std::int64_t, bool);
 
+// sgemm without an epilogue, as a GemmFn.
+void plain_sgemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* A,
+                 std::int64_t lda, const float* B, std::int64_t ldb, float* C, std::int64_t ldc,
+                 bool accumulate) {
+    nanogpt::kernels::sgemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+}
+
 #ifdef NANOGPT_HAVE_CBLAS
 void openblas_gemm(bool ta, bool tb, std::int64_t M, std::int64_t N, std::int64_t K, const float* A,
                    std::int64_t lda, const float* B, std::int64_t ldb, float* C, std::int64_t ldc,
@@ -144,7 +151,7 @@ int main(int argc, char** argv) {
             char label[64];
             std::snprintf(label, sizeof label, "%lldx%lldx%lld", (long long)s[0], (long long)s[1],
                           (long long)s[2]);
-            const double ours = median_gflops(nanogpt::kernels::sgemm, f, s[0], s[2], s[1], runs);
+            const double ours = median_gflops(plain_sgemm, f, s[0], s[2], s[1], runs);
 #ifdef NANOGPT_HAVE_CBLAS
             const double theirs = median_gflops(openblas_gemm, f, s[0], s[2], s[1], runs);
             std::printf("%-20s %-4s %12.1f %6.1f%% %12.1f %8.3f\n", label, f.name, ours,

@@ -1,6 +1,6 @@
 // Tests for detail/gemm.hpp: every sgemm kernel this CPU runs, in all four transpose forms, against
 // gemm_reference<double> on the same float inputs; edge sizes, padded leading dimensions,
-// accumulate on and off; and bit-identical results for 1 and 2 threads.
+// accumulate on and off, the bias / GELU epilogue; and bit-identical results for 1 and 2 threads.
 #include <catch2/catch.hpp>
 
 #include <cmath>    // std::fabs, std::isnan
@@ -29,6 +29,7 @@ struct Shape {
     std::int64_t M, N, K;
     std::int64_t pad_a = 0, pad_b = 0, pad_c = 0;  // leading dimension minus row length
     bool accumulate = false;
+    bool bias = false, gelu = false;  // the epilogue: C += bias[j]; then gelu out = GELU(C)
 };
 
 // A matrix stored row-major as rows x cols with leading dimension cols + pad. The padding holds
@@ -61,9 +62,15 @@ double check_shape(const Shape& s, std::mt19937& rng) {
     const Stored b(s.trans_b ? s.N : s.K, s.trans_b ? s.K : s.N, s.pad_b, rng);
     Stored c(s.M, s.N, s.pad_c, rng);
     const std::vector<float> c0 = c.data;
+    const Stored bias(1, s.N, 0, rng);
+    Stored gelu(s.M, s.N, s.pad_c + 1, rng);  // its own leading dimension; NaN padding too
+    nanogpt::kernels::GemmEpilogue<float> epilogue;
+    if (s.bias) epilogue.bias = bias.data.data();
+    if (s.gelu) epilogue.gelu = gelu.data.data(), epilogue.ld_gelu = gelu.ld;
+    const std::vector<float> gelu0 = gelu.data;
 
     sgemm(s.trans_a, s.trans_b, s.M, s.N, s.K, a.data.data(), a.ld, b.data.data(), b.ld,
-          c.data.data(), c.ld, s.accumulate);
+          c.data.data(), c.ld, s.accumulate, epilogue);
 
     // Reference in double from the same float inputs; |A||B| (+|C0|) scales the tolerance.
     // NaN padding is replaced by 0 in the |.| copies so the bound stays finite.
@@ -77,6 +84,17 @@ double check_shape(const Shape& s, std::mt19937& rng) {
     std::vector<double> bound = to_double(c0, true);
     gemm_reference<double>(s.trans_a, s.trans_b, s.M, s.N, s.K, aa.data(), a.ld, ba.data(), b.ld,
                            bound.data(), c.ld, s.accumulate);
+    // The epilogue in double on the reference: bias, then GELU (exact tanh) into gelu_ref.
+    std::vector<double> gelu_ref(gelu.data.size());
+    for (std::int64_t i = 0; i < s.M; ++i) {
+        for (std::int64_t j = 0; j < s.N; ++j) {
+            const auto k = static_cast<std::size_t>(i * c.ld + j);
+            if (s.bias) ref[k] += bias.data[static_cast<std::size_t>(j)];
+            if (s.bias) bound[k] += std::fabs(double(bias.data[static_cast<std::size_t>(j)]));
+            gelu_ref[static_cast<std::size_t>(i * gelu.ld + j)] =
+                nanogpt::detail::gelu_tanh(ref[k]);
+        }
+    }
 
     double worst = 0.0;
     for (std::int64_t i = 0; i < s.M; ++i) {
@@ -86,8 +104,22 @@ double check_shape(const Shape& s, std::mt19937& rng) {
                 if (!std::isnan(c.data[k])) worst = std::numeric_limits<double>::infinity();
                 continue;
             }
-            const double tol = 1e-4 * (s.accumulate ? bound[k] : bound[k]) + 1e-6;
+            const double tol = 1e-4 * bound[k] + 1e-6;
             const double err = std::fabs(double(c.data[k]) - ref[k]);
+            if (!(err <= tol)) worst = std::max(worst, std::isnan(err) ? 1e30 : err / tol);
+        }
+    }
+    for (std::int64_t i = 0; i < s.M; ++i) {  // GELU output: written where asked, nowhere else
+        for (std::int64_t j = 0; j < gelu.ld; ++j) {
+            const auto k = static_cast<std::size_t>(i * gelu.ld + j);
+            if (j >= s.N || !s.gelu) {  // untouched: same bits as before the call
+                if (std::memcmp(&gelu.data[k], &gelu0[k], sizeof(float)) != 0)
+                    worst = std::numeric_limits<double>::infinity();
+                continue;
+            }
+            // GELU's slope is at most 1.13, and the float tanh adds ~1e-7 absolute.
+            const double tol = 1.2e-4 * bound[static_cast<std::size_t>(i * c.ld + j)] + 2e-6;
+            const double err = std::fabs(double(gelu.data[k]) - gelu_ref[k]);
             if (!(err <= tol)) worst = std::max(worst, std::isnan(err) ? 1e30 : err / tol);
         }
     }
@@ -98,7 +130,8 @@ std::string describe(const Shape& s) {
     return std::string(s.trans_a ? "T" : "N") + (s.trans_b ? "T" : "N") +
            " M=" + std::to_string(s.M) + " N=" + std::to_string(s.N) + " K=" + std::to_string(s.K) +
            " pads=" + std::to_string(s.pad_a) + "," + std::to_string(s.pad_b) + "," +
-           std::to_string(s.pad_c) + (s.accumulate ? " accumulate" : "");
+           std::to_string(s.pad_c) + (s.accumulate ? " accumulate" : "") + (s.bias ? " bias" : "") +
+           (s.gelu ? " gelu" : "");
 }
 
 // Restores automatic kernel choice even when a check fails.
@@ -135,6 +168,8 @@ TEST_CASE("sgemm matches the double reference for every kernel and transpose for
                         edge[pick(rng)]};
                 if (coin(rng)) s.pad_a = pad(rng), s.pad_b = pad(rng), s.pad_c = pad(rng);
                 s.accumulate = coin(rng) == 1;
+                s.bias = coin(rng) == 1;
+                s.gelu = coin(rng) == 1;
                 shapes.push_back(s);
             }
             const bool ta = form / 2 == 1, tb = form % 2 == 1;
@@ -151,6 +186,12 @@ TEST_CASE("sgemm matches the double reference for every kernel and transpose for
             shapes.push_back({ta, tb, 2, 3000, 400, 3, 0, 1, true});  // few rows, threaded
             shapes.push_back({ta, tb, 64, 64, 64});
             shapes.push_back({ta, tb, 64, 64, 32, 0, 0, 0, true});
+            // The epilogue on the last of several K blocks, on a threaded product with edge tiles,
+            // and on the few-rows path.
+            shapes.push_back({ta, tb, 19, 40, 1700, 0, 1, 2, true, true, true});
+            shapes.push_back({ta, tb, 150, 170, 530, 0, 0, 0, false, true, true});
+            shapes.push_back({ta, tb, 2, 3000, 400, 3, 0, 1, false, true, true});
+            shapes.push_back({ta, tb, 3, 50, 20, 0, 0, 0, true, false, true});
             for (const Shape& s : shapes) {
                 INFO("kernel " << kernel << ": " << describe(s));
                 CHECK(check_shape(s, rng) <= 1.0);

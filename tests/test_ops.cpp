@@ -437,6 +437,74 @@ TEST_CASE("ops: linear rejects mismatched shapes", "[ops]") {
     }
 }
 
+// ---- linear_gelu ----
+
+/// run_in results of two builds agree within tol of the largest magnitude (at least 1).
+template <class T, class BuildA, class BuildB>
+void check_same_results(const std::vector<Shape>& shapes, const BuildA& a, const BuildB& b,
+                        double tol) {
+    const auto ra = run_in<T>(shapes, a), rb = run_in<T>(shapes, b);
+    REQUIRE(ra.size() == rb.size());
+    for (std::size_t k = 0; k < ra.size(); ++k) {
+        double magnitude = 1.0, worst = 0.0;
+        for (std::size_t i = 0; i < ra[k].size(); ++i) {
+            magnitude = std::max(magnitude, std::fabs(rb[k][i]));
+            worst = std::max(worst, std::fabs(ra[k][i] - rb[k][i]));
+        }
+        INFO((k == 0 ? std::string("output") : "gradient of leaf " + std::to_string(k - 1))
+             << ": max difference " << worst << ", magnitude " << magnitude);
+        CHECK(worst <= tol * magnitude);
+    }
+}
+
+TEST_CASE("ops: linear_gelu equals gelu(linear)", "[ops]") {
+    const auto fused = []<class T>(const std::vector<Tensor<T>>& x) {
+        return x.size() == 3 ? nanogpt::linear_gelu(x[0], x[1], x[2])
+                             : nanogpt::linear_gelu(x[0], x[1]);
+    };
+    const auto composed = []<class T>(const std::vector<Tensor<T>>& x) {
+        return nanogpt::gelu(x.size() == 3 ? nanogpt::linear(x[0], x[1], x[2])
+                                           : nanogpt::linear(x[0], x[1]));
+    };
+    SECTION("double, with and without bias") {
+        check_same_results<double>({Shape{2, 3, 8}, Shape{6, 8}, Shape{6}}, fused, composed, 1e-12);
+        check_same_results<double>({Shape{5, 8}, Shape{6, 8}}, fused, composed, 1e-12);
+    }
+    SECTION("float, large enough for the threaded, blocked sgemm with edge tiles") {
+        // 256 x 200 x 96: the epilogue runs per tile, including the partial last rows/columns.
+        check_same_results<float>({Shape{4, 64, 96}, Shape{200, 96}, Shape{200}}, fused, composed,
+                                  1e-5);
+        check_same_results<float>({Shape{3, 96}, Shape{200, 96}}, fused, composed, 1e-5);
+    }
+    SECTION("float agrees with double") {
+        check_float_matches_double({Shape{2, 3, 8}, Shape{6, 8}, Shape{6}}, fused);
+    }
+}
+
+TEST_CASE("ops: linear_gelu gradient", "[ops][double]") {
+    const auto W = leaf(Shape{5, 4}, 71), b = leaf(Shape{5}, 72);
+    SECTION("with bias") {
+        const auto x = leaf(Shape{2, 3, 4}, 70);
+        gradcheck(weighted([=] { return nanogpt::linear_gelu(x, W, b); }), {x, W, b});
+    }
+    SECTION("without bias, x also used by a later linear (so the fused op adds into dx)") {
+        const auto x = leaf(Shape{3, 4}, 73);
+        gradcheck(weighted([=] {
+                      return nanogpt::add(nanogpt::linear_gelu(x, W), nanogpt::linear(x, W));
+                  }),
+                  {x, W});
+    }
+}
+
+TEST_CASE("ops: linear_gelu rejects mismatched shapes", "[ops]") {
+    const auto W = leaf(Shape{4, 5}, 1);
+    const auto x = leaf(Shape{2, 3}, 2);
+    CHECK_THROWS_WITH(nanogpt::linear_gelu(x, W),
+                      Contains("linear_gelu") && Contains("[2, 3]") && Contains("[4, 5]"));
+    const auto x5 = leaf(Shape{2, 5}, 2), b = leaf(Shape{3}, 3);
+    CHECK_THROWS_WITH(nanogpt::linear_gelu(x5, W, b), Contains("bias [3]"));
+}
+
 // ---- transpose, slice_last ----
 
 TEST_CASE("ops: transpose forward", "[ops]") {

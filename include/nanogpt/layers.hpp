@@ -39,6 +39,8 @@ struct Linear {
     }
 
     Tensor<T> forward(const Tensor<T>& x) const { return linear(x, weight, bias); }  // (..., out)
+    /// gelu(forward(x)) as one fused op (ops/matmul.hpp: linear_gelu).
+    Tensor<T> forward_gelu(const Tensor<T>& x) const { return linear_gelu(x, weight, bias); }
 };
 
 /// Rows of a [num, dim] table selected by integer ids.
@@ -149,8 +151,8 @@ struct MLP {
     }
 
     Tensor<T> forward(const Tensor<T>& x) const {
-        const Tensor<T> h = gelu(c_fc.forward(x));  // (B, T, 4C)
-        return drop.forward(c_proj.forward(h));     // (B, T, C)
+        const Tensor<T> h = c_fc.forward_gelu(x);  // gelu(c_fc(x)), fused: (B, T, 4C)
+        return drop.forward(c_proj.forward(h));    // (B, T, C)
     }
 };
 

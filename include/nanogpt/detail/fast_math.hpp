@@ -69,4 +69,13 @@ template <class T>
     }
 }
 
+/// GPT-2's GELU, the tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+/// Here rather than in ops/elementwise.hpp because the GEMM's epilogue (detail/gemm.hpp) applies
+/// it too, and both must compute the very same function.
+template <class T>
+[[gnu::always_inline]] inline T gelu_tanh(T x) {
+    const T k = static_cast<T>(0.7978845608028654);  // sqrt(2 / pi)
+    return T(0.5) * x * (T(1) + tanh_fast(k * (x + T(0.044715) * x * x * x)));
+}
+
 }  // namespace nanogpt::detail

@@ -16,7 +16,13 @@
 // a parallel region, or a product under ~2^20 multiply-adds, runs on the calling thread.
 // Determinism: block sizes never depend on the thread count and K is never split across threads,
 // so every element of C sees the same floating-point operations whatever the thread count.
-// gemm_reference is the naive twin the tests compare against. Builds on cpu_features.hpp.
+// An optional epilogue finishes each tile of C while it is still in L1: a bias added to every
+// row, then optionally GELU written to a second matrix. Linear layers use it, which saves the
+// separate passes over C that a bias add and a GELU would each make through memory. (On the
+// Xeon guest of the benchmarks, whose L3 holds these matrices, this measured the same speed as
+// the separate passes; it is memory traffic saved where the cache is smaller.)
+// gemm_reference is the naive twin the tests compare against. Builds on cpu_features.hpp and
+// fast_math.hpp.
 #pragma once
 
 #include <algorithm>    // std::min, std::max
@@ -37,15 +43,46 @@
 #endif
 
 #include "nanogpt/detail/cpu_features.hpp"
+#include "nanogpt/detail/fast_math.hpp"
 
 namespace nanogpt::kernels {
 
+/// What happens to each finished element of C: C[i][j] += bias[j] (when bias is set), then
+/// gelu[i * ld_gelu + j] = GELU(C[i][j]) (when gelu is set; C keeps the pre-activation, which
+/// GELU's backward needs). The default does nothing.
+template <class T>
+struct GemmEpilogue {
+    const T* bias = nullptr;  // [N] or nullptr
+    T* gelu = nullptr;        // [M, ld_gelu] or nullptr
+    std::int64_t ld_gelu = 0;
+};
+
+namespace gemm_detail {
+// The epilogue over rows [0, m) x columns [0, n) of C, where c points at C[i0][j0]. Always
+// inlined, so it takes on the instruction set of the kernel that calls it.
+template <class T>
+[[gnu::always_inline]] inline void finish_tile(const GemmEpilogue<T>& e, T* c, std::int64_t ldc,
+                                               std::int64_t i0, std::int64_t j0, std::int64_t m,
+                                               std::int64_t n) {
+    for (std::int64_t r = 0; r < m; ++r) {
+        T* cr = c + r * ldc;
+        if (e.bias != nullptr)
+            for (std::int64_t j = 0; j < n; ++j) cr[j] += e.bias[j0 + j];
+        if (e.gelu != nullptr) {
+            T* gr = e.gelu + (i0 + r) * e.ld_gelu + j0;
+            for (std::int64_t j = 0; j < n; ++j) gr[j] = detail::gelu_tanh(cr[j]);
+        }
+    }
+}
+}  // namespace gemm_detail
+
 // ---- reference ----
-// C[M,N] = (accumulate ? C : 0) + op(A)[M,K] * op(B)[K,N]; the plain triple loop, any T.
+// C[M,N] = (accumulate ? C : 0) + op(A)[M,K] * op(B)[K,N], then the epilogue; the plain triple
+// loop, any T.
 template <class T>
 void gemm_reference(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K,
                     const T* A, std::int64_t lda, const T* B, std::int64_t ldb, T* C,
-                    std::int64_t ldc, bool accumulate) {
+                    std::int64_t ldc, bool accumulate, const GemmEpilogue<T>& epilogue = {}) {
     for (std::int64_t i = 0; i < M; ++i) {
         for (std::int64_t j = 0; j < N; ++j) {
             T sum = T(0);
@@ -56,6 +93,7 @@ void gemm_reference(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, 
             }
             C[i * ldc + j] = accumulate ? C[i * ldc + j] + sum : sum;
         }
+        gemm_detail::finish_tile(epilogue, C + i * ldc, ldc, i, 0, 1, N);
     }
 }
 
@@ -71,6 +109,8 @@ struct GemmArgs {
     float* C;
     std::int64_t ldc;
     bool accumulate;
+    GemmEpilogue<float> epilogue;
+    bool has_epilogue() const { return epilogue.bias != nullptr || epilogue.gelu != nullptr; }
 };
 
 // ---- packing ----
@@ -171,6 +211,7 @@ template <bool TransA, bool TransB>
                 for (std::int64_t j = j0; j < j1; ++j) c[j] += ap * b[j];
             }
         }
+        if (g.has_epilogue()) finish_tile(g.epilogue, c + j0, g.ldc, i, j0, 1, j1 - j0);
     }
 }
 
@@ -197,6 +238,10 @@ struct PortableKernel {
     static constexpr std::int64_t mc = 128, kc = 256, nc = 2048;
     static void skinny(const GemmArgs& g, std::int64_t j0, std::int64_t j1) {
         gemm_detail::skinny(g, j0, j1);
+    }
+    static void finish(const GemmArgs& g, float* c, std::int64_t i0, std::int64_t j0, int m,
+                       int n) {
+        finish_tile(g.epilogue, c, g.ldc, i0, j0, m, n);
     }
     template <int W>  // packing transposes: the plain loop
     static void interleave(const float* src, std::int64_t ld, int rows, std::int64_t kc,
@@ -227,6 +272,11 @@ struct Avx2Kernel {
     __attribute__((target("avx2,fma"))) static void skinny(const GemmArgs& g, std::int64_t j0,
                                                            std::int64_t j1) {
         gemm_detail::skinny(g, j0, j1);
+    }
+    __attribute__((target("avx2,fma"))) static void finish(const GemmArgs& g, float* c,
+                                                           std::int64_t i0, std::int64_t j0, int m,
+                                                           int n) {
+        finish_tile(g.epilogue, c, g.ldc, i0, j0, m, n);
     }
     template <int W>  // packing transposes: the plain loop
     static void interleave(const float* src, std::int64_t ld, int rows, std::int64_t kc,
@@ -360,6 +410,12 @@ struct Avx512Kernel {
                                                                        std::int64_t j1) {
         gemm_detail::skinny(g, j0, j1);
     }
+    __attribute__((target("avx512f,avx512vl,fma"))) static void finish(const GemmArgs& g, float* c,
+                                                                       std::int64_t i0,
+                                                                       std::int64_t j0, int m,
+                                                                       int n) {
+        finish_tile(g.epilogue, c, g.ldc, i0, j0, m, n);
+    }
 
     // Packing transposes (A of NN/NT, B of NT/TT) in 16 x 16 register blocks: measured 4.7x the
     // scalar loop for the 32-row B slivers of NT.
@@ -464,12 +520,13 @@ inline int row_groups(std::int64_t M, int mr, int threads) {
     return tm;
 }
 
-// The MC x KC block of A at rows [i0, i0+mc) times the packed B slivers [s_begin, s_end).
+// The MC x KC block of A at rows [i0, i0+mc) times the packed B slivers [s_begin, s_end). On the
+// last K block (finish) each tile gets the epilogue right after the micro-kernel stored it.
 template <class Kernel>
 inline void macro_kernel(const GemmArgs& g, const float* a_pack, const float* b_pack,
                          std::int64_t i0, std::int64_t mc, std::int64_t j0, std::int64_t nc,
-                         std::int64_t kc, std::int64_t s_begin, std::int64_t s_end,
-                         bool overwrite) {
+                         std::int64_t kc, std::int64_t s_begin, std::int64_t s_end, bool overwrite,
+                         bool finish) {
     constexpr int MR = Kernel::mr, NR = Kernel::nr;
     // B sliver outermost: it stays in cache (L1; L2 for AVX-512's deep KC) while the A slivers
     // stream past from L2.
@@ -480,6 +537,7 @@ inline void macro_kernel(const GemmArgs& g, const float* a_pack, const float* b_
             const int m = static_cast<int>(std::min<std::int64_t>(MR, mc - ir));
             float* c = g.C + (i0 + ir) * g.ldc + j0 + s * NR;
             Kernel::micro(kc, a_pack + ir * kc, b, c, g.ldc, m, n, overwrite);
+            if (finish) Kernel::finish(g, c, i0 + ir, j0 + s * NR, m, n);
         }
     }
 }
@@ -518,7 +576,7 @@ inline void gemm_thread(const GemmArgs& g, float* arena, int tid, int nt) {
                 const std::int64_t mc = std::min(Kernel::mc, m_end - ic);
                 pack_a<Kernel>(g, ic, mc, pc, kc, a_pack);
                 macro_kernel<Kernel>(g, a_pack, b_pack, ic, mc, jc, nc, kc, s_begin, s_end,
-                                     pc == 0 && !g.accumulate);
+                                     pc == 0 && !g.accumulate, pc + kc == g.K && g.has_epilogue());
             }
             if (nt > 1) team_barrier();
         }
@@ -599,7 +657,7 @@ inline void sgemm_blocked(const GemmArgs& g) {
     float* arena = pack_arena().reserve(arena_floats<Kernel>(g, threads));
     if (!arena) {  // out of memory: slow but correct, and still no throw
         gemm_reference(g.trans_a, g.trans_b, g.M, g.N, g.K, g.A, g.lda, g.B, g.ldb, g.C, g.ldc,
-                       g.accumulate);
+                       g.accumulate, g.epilogue);
         return;
     }
 #ifdef _OPENMP
@@ -682,15 +740,18 @@ inline bool sgemm_force_kernel(const char* name) {
 // needs more packing space than any earlier call on this thread.
 inline void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K,
                   const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float* C,
-                  std::int64_t ldc, bool accumulate) {
+                  std::int64_t ldc, bool accumulate, const GemmEpilogue<float>& epilogue = {}) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) {  // empty sum: C keeps its value or becomes zero
-        if (!accumulate)
-            for (std::int64_t i = 0; i < M; ++i)
+    if (K <= 0) {  // empty sum: C keeps its value or becomes zero, then the epilogue
+        for (std::int64_t i = 0; i < M; ++i) {
+            if (!accumulate)
                 for (std::int64_t j = 0; j < N; ++j) C[i * ldc + j] = 0.0f;
+            gemm_detail::finish_tile(epilogue, C + i * ldc, ldc, i, 0, 1, N);
+        }
         return;
     }
-    const gemm_detail::GemmArgs g{trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate};
+    const gemm_detail::GemmArgs g{trans_a, trans_b, M, N,   K,          A,       lda,
+                                  B,       ldb,     C, ldc, accumulate, epilogue};
     switch (gemm_detail::current_sgemm_kernel()) {
 #ifdef NANOGPT_GEMM_X86
         case gemm_detail::SgemmKernel::avx512:
@@ -709,11 +770,12 @@ inline void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, st
 /// Dispatches: float goes to sgemm, any other T to gemm_reference.
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, const T* A,
-          std::int64_t lda, const T* B, std::int64_t ldb, T* C, std::int64_t ldc, bool accumulate) {
+          std::int64_t lda, const T* B, std::int64_t ldb, T* C, std::int64_t ldc, bool accumulate,
+          const GemmEpilogue<T>& epilogue = {}) {
     if constexpr (std::is_same_v<T, float>)
-        sgemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+        sgemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, epilogue);
     else
-        gemm_reference(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+        gemm_reference(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, epilogue);
 }
 
 }  // namespace nanogpt::kernels

@@ -170,17 +170,14 @@ Tensor<T> scale(const Tensor<T>& a, T s) {
 }
 
 // ---- gelu ----
-// GPT-2's tanh approximation: gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3).
+// GPT-2's tanh approximation: gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3),
+// detail::gelu_tanh. (linear_gelu in ops/matmul.hpp fuses it into the GEMM of the MLP.)
 
 namespace kernels {
 template <class T>
 void gelu_forward(T* out, const T* inp, std::int64_t n) {
-    const T k = static_cast<T>(0.7978845608028654);  // sqrt(2 / pi)
     for_chunks(n, [&](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t i = begin; i < end; ++i) {
-            const T x = inp[i];
-            out[i] = T(0.5) * x * (T(1) + detail::tanh_fast(k * (x + T(0.044715) * x * x * x)));
-        }
+        for (std::int64_t i = begin; i < end; ++i) out[i] = detail::gelu_tanh(inp[i]);
     });
 }
 // d/dx = 0.5 (1 + tanh u) + 0.5 x (1 - tanh^2 u) du/dx, with du/dx = sqrt(2/pi)(1 + 3*0.044715
