@@ -113,25 +113,29 @@ std::vector<std::vector<double>> run_in(const std::vector<Shape>& shapes, const 
     return result;
 }
 
-/// The float run of an op agrees with the double run: outputs and gradients within tol of the
-/// largest double magnitude (at least 1).
+/// Two run_in results agree: every output and gradient within tol of the largest magnitude in
+/// `want` (at least 1).
+void check_runs_agree(const std::vector<std::vector<double>>& got,
+                      const std::vector<std::vector<double>>& want, double tol) {
+    REQUIRE(got.size() == want.size());
+    for (std::size_t k = 0; k < want.size(); ++k) {
+        REQUIRE(got[k].size() == want[k].size());
+        double magnitude = 1.0, worst = 0.0;
+        for (std::size_t i = 0; i < want[k].size(); ++i) {
+            magnitude = std::max(magnitude, std::fabs(want[k][i]));
+            worst = std::max(worst, std::fabs(got[k][i] - want[k][i]));
+        }
+        INFO((k == 0 ? std::string("output") : "gradient of leaf " + std::to_string(k - 1))
+             << ": max difference " << worst << ", magnitude " << magnitude);
+        CHECK(worst <= tol * magnitude);
+    }
+}
+
+/// The float run of an op agrees with the double run.
 template <class Build>
 void check_float_matches_double(const std::vector<Shape>& shapes, const Build& build,
                                 double tol = 1e-4) {
-    const auto f = run_in<float>(shapes, build);
-    const auto d = run_in<double>(shapes, build);
-    REQUIRE(f.size() == d.size());
-    for (std::size_t k = 0; k < d.size(); ++k) {
-        REQUIRE(f[k].size() == d[k].size());
-        double magnitude = 1.0, worst = 0.0;
-        for (std::size_t i = 0; i < d[k].size(); ++i) {
-            magnitude = std::max(magnitude, std::fabs(d[k][i]));
-            worst = std::max(worst, std::fabs(f[k][i] - d[k][i]));
-        }
-        INFO((k == 0 ? std::string("output") : "gradient of leaf " + std::to_string(k - 1))
-             << ": max |float - double| = " << worst << ", magnitude " << magnitude);
-        CHECK(worst <= tol * magnitude);
-    }
+    check_runs_agree(run_in<float>(shapes, build), run_in<double>(shapes, build), tol);
 }
 
 /// sum(mul(out, w)) as a loss for gradcheck.
@@ -439,24 +443,6 @@ TEST_CASE("ops: linear rejects mismatched shapes", "[ops]") {
 
 // ---- linear_gelu ----
 
-/// run_in results of two builds agree within tol of the largest magnitude (at least 1).
-template <class T, class BuildA, class BuildB>
-void check_same_results(const std::vector<Shape>& shapes, const BuildA& a, const BuildB& b,
-                        double tol) {
-    const auto ra = run_in<T>(shapes, a), rb = run_in<T>(shapes, b);
-    REQUIRE(ra.size() == rb.size());
-    for (std::size_t k = 0; k < ra.size(); ++k) {
-        double magnitude = 1.0, worst = 0.0;
-        for (std::size_t i = 0; i < ra[k].size(); ++i) {
-            magnitude = std::max(magnitude, std::fabs(rb[k][i]));
-            worst = std::max(worst, std::fabs(ra[k][i] - rb[k][i]));
-        }
-        INFO((k == 0 ? std::string("output") : "gradient of leaf " + std::to_string(k - 1))
-             << ": max difference " << worst << ", magnitude " << magnitude);
-        CHECK(worst <= tol * magnitude);
-    }
-}
-
 TEST_CASE("ops: linear_gelu equals gelu(linear)", "[ops]") {
     const auto fused = []<class T>(const std::vector<Tensor<T>>& x) {
         return x.size() == 3 ? nanogpt::linear_gelu(x[0], x[1], x[2])
@@ -466,15 +452,18 @@ TEST_CASE("ops: linear_gelu equals gelu(linear)", "[ops]") {
         return nanogpt::gelu(x.size() == 3 ? nanogpt::linear(x[0], x[1], x[2])
                                            : nanogpt::linear(x[0], x[1]));
     };
+    const auto fused_matches_composed = [&]<class T>(const std::vector<Shape>& shapes, double tol) {
+        check_runs_agree(run_in<T>(shapes, fused), run_in<T>(shapes, composed), tol);
+    };
     SECTION("double, with and without bias") {
-        check_same_results<double>({Shape{2, 3, 8}, Shape{6, 8}, Shape{6}}, fused, composed, 1e-12);
-        check_same_results<double>({Shape{5, 8}, Shape{6, 8}}, fused, composed, 1e-12);
+        fused_matches_composed.operator()<double>({Shape{2, 3, 8}, Shape{6, 8}, Shape{6}}, 1e-12);
+        fused_matches_composed.operator()<double>({Shape{5, 8}, Shape{6, 8}}, 1e-12);
     }
     SECTION("float, large enough for the threaded, blocked sgemm with edge tiles") {
         // 256 x 200 x 96: the epilogue runs per tile, including the partial last rows/columns.
-        check_same_results<float>({Shape{4, 64, 96}, Shape{200, 96}, Shape{200}}, fused, composed,
-                                  1e-5);
-        check_same_results<float>({Shape{3, 96}, Shape{200, 96}}, fused, composed, 1e-5);
+        fused_matches_composed.operator()<float>({Shape{4, 64, 96}, Shape{200, 96}, Shape{200}},
+                                                 1e-5);
+        fused_matches_composed.operator()<float>({Shape{3, 96}, Shape{200, 96}}, 1e-5);
     }
     SECTION("float agrees with double") {
         check_float_matches_double({Shape{2, 3, 8}, Shape{6, 8}, Shape{6}}, fused);

@@ -136,21 +136,29 @@ void linear_backward(T* dx, bool dx_overwrite, T* dweight, T* dbias, const T* x,
 }
 }  // namespace kernels
 
+/// Validates linear's (and linear_gelu's) arguments: x [..., C], weight [OC, C], bias [OC] or
+/// empty; `op` names the op in the message.
+template <class T>
+void check_linear_arguments(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias,
+                            const char* op) {
+    detail::require_defined(x, op, "x");
+    detail::require(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1), op, [&] {
+        return std::string("input " + x.shape().to_string() + " does not match weight " +
+                           weight.shape().to_string());
+    });
+    detail::require(!bias.defined() || (bias.dim() == 1 && bias.size(0) == weight.size(0)), op,
+                    [&] {
+                        return std::string("bias " + bias.shape().to_string() +
+                                           " does not match weight " + weight.shape().to_string());
+                    });
+}
+
 /// x @ weight^T + bias, with weight [OC, C] and bias [OC] (or an empty tensor for no bias).
 template <class T>
 Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>()) {
-    detail::require_defined(x, "linear", "x");
-    detail::require(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1), "linear",
-                    [&] {
-                        return std::string("input " + x.shape().to_string() +
-                                           " does not match weight " + weight.shape().to_string());
-                    });
+    check_linear_arguments(x, weight, bias, "linear");
     const std::int64_t C = weight.size(1), OC = weight.size(0),
                        N = x.numel() / std::max<std::int64_t>(C, 1);
-    detail::require(!bias.defined() || (bias.dim() == 1 && bias.size(0) == OC), "linear", [&] {
-        return std::string("bias " + bias.shape().to_string() + " does not match weight " +
-                           weight.shape().to_string());
-    });
     const bool has_bias = bias.defined();
     Tensor<T> out = Tensor<T>::graph_output(
         x.shape().with_last(OC),
@@ -234,18 +242,9 @@ void linear_gelu_backward(T* dx, bool dx_overwrite, T* dweight, T* dbias, T* scr
 template <class T>
 Tensor<T> linear_gelu(const Tensor<T>& x, const Tensor<T>& weight,
                       const Tensor<T>& bias = Tensor<T>()) {
-    detail::require_defined(x, "linear_gelu", "x");
-    detail::require(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1),
-                    "linear_gelu", [&] {
-                        return std::string("input " + x.shape().to_string() +
-                                           " does not match weight " + weight.shape().to_string());
-                    });
+    check_linear_arguments(x, weight, bias, "linear_gelu");
     const std::int64_t C = weight.size(1), OC = weight.size(0),
                        N = x.numel() / std::max<std::int64_t>(C, 1);
-    detail::require(!bias.defined() || (bias.dim() == 1 && bias.size(0) == OC), "linear_gelu", [&] {
-        return std::string("bias " + bias.shape().to_string() + " does not match weight " +
-                           weight.shape().to_string());
-    });
     const bool has_bias = bias.defined();
     const bool needs_grad =
         detail::any_requires_grad(x, weight) || (has_bias && detail::any_requires_grad(bias));
