@@ -25,7 +25,7 @@ for w in "${workloads[@]}"; do
         "$(echo "${t_ms} / ${o_ms}" | bc -l)" "$(echo "$(echo "$ours" | field mfu) * 100" | bc -l)" \
         "$(echo "$ours" | field peak_rss_mb)" "$(echo "$torch" | field peak_rss_mb)"
 done
-ours=$(OMP_NUM_THREADS=${threads} ./build/bench_sample --model shakespeare_char --tokens 256 --runs 1)
+ours=$(OMP_NUM_THREADS=${threads} ./build/bench_sample --model shakespeare_char --tokens 256 --runs 3)
 torch=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS=${threads} OMP_WAIT_POLICY=PASSIVE \
     /usr/bin/python3 benchmarks/pytorch_reference.py --workload shakespeare_b8 --sample_tokens 256 --threads "${threads}" | grep '^RESULT')
 echo

@@ -3,7 +3,7 @@
 // the validation of AdamW's settings.
 #include <catch2/catch.hpp>
 
-#include <cmath>      // std::sqrt, std::cos, std::isnan, std::isinf
+#include <cmath>      // std::sqrt, std::cos, std::sin, std::pow, std::isnan, std::isinf
 #include <cstdint>    // std::int64_t
 #include <limits>     // std::numeric_limits
 #include <stdexcept>  // std::invalid_argument
@@ -102,6 +102,44 @@ TEST_CASE("optim: AdamW in float follows the double result", "[optim]") {
         od.step(1e-2);
     }
     for (int i = 0; i < 4; ++i) CHECK(pf.data()[i] == Approx(pd.data()[i]).epsilon(1e-6));
+}
+
+TEST_CASE("optim: the fast AdamW loop equals the plain one", "[optim]") {
+    // Several 16384-element chunks and a tail that is not a multiple of 16, so on an AVX-512 CPU
+    // both the vector loop and its scalar remainder run. Same operations in the same order; only
+    // FMA contraction in the plain loop may round differently, by an ulp or so of the terms
+    // (|(1 - beta1) g| < 0.6, |p| < 1.1), hence the absolute margins.
+    const std::int64_t n = 2 * 16384 + 37;
+    std::vector<float> grad(n), p0(n), m0(n), v0(n);
+    for (std::int64_t i = 0; i < n; ++i) {
+        grad[i] = std::sin(0.37f * float(i)) * (1.0f + float(i % 5));
+        p0[i] = std::cos(0.11f * float(i));
+        m0[i] = 0.01f * std::sin(0.05f * float(i));
+        v0[i] = 0.001f * (1.0f + std::cos(0.07f * float(i)));
+    }
+    std::vector<float> p_fast = p0, m_fast = m0, v_fast = v0, p_plain = p0, m_plain = m0,
+                       v_plain = v0;
+    const AdamWConfig config{};
+    nanogpt::kernels::adamw_update(p_fast.data(), grad.data(), m_fast.data(), v_fast.data(), n,
+                                   3e-3, 0.1, config, 7, 0.5);
+    const double bias1 = 1.0 - std::pow(config.beta1, 7.0),
+                 bias2 = 1.0 - std::pow(config.beta2, 7.0);
+    const nanogpt::kernels::AdamWScalars<float> s{float(config.beta1),
+                                                  float(config.beta2),
+                                                  float(3e-3 / bias1),
+                                                  float(1.0 / std::sqrt(bias2)),
+                                                  float(1.0 - 3e-3 * 0.1),
+                                                  float(config.eps),
+                                                  0.5f};
+    nanogpt::kernels::adamw_span(p_plain.data(), grad.data(), m_plain.data(), v_plain.data(),
+                                 std::int64_t{0}, n, s);
+    for (std::int64_t i = 0; i < n; ++i) {
+        INFO("element " << i);
+        REQUIRE(m_fast[i] == Approx(m_plain[i]).epsilon(1e-6).margin(2e-7));
+        REQUIRE(v_fast[i] == Approx(v_plain[i]).epsilon(1e-6).margin(1e-8));
+        REQUIRE(p_fast[i] == Approx(p_plain[i]).epsilon(1e-6).margin(1e-6));
+        REQUIRE(p_fast[i] != p0[i]);  // every element was updated
+    }
 }
 
 TEST_CASE("optim: AdamW weight decay touches only 2-D parameters", "[optim]") {

@@ -4,12 +4,17 @@
 // read next: tokenizer.hpp, data.hpp, checkpoint.hpp.
 #pragma once
 
-#include <algorithm>  // std::min
-#include <cmath>      // std::sqrt, std::cos, std::pow, std::isfinite
-#include <cstdint>    // std::int64_t
-#include <stdexcept>  // std::invalid_argument
-#include <string>     // std::to_string
-#include <vector>     // std::vector
+#include <algorithm>    // std::min
+#include <cmath>        // std::sqrt, std::cos, std::pow, std::isfinite
+#include <cstdint>      // std::int64_t
+#include <stdexcept>    // std::invalid_argument
+#include <string>       // std::to_string
+#include <type_traits>  // std::is_same_v
+#include <vector>       // std::vector
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>  // the AVX-512 AdamW loop
+#endif
 
 #include <nanogpt/detail/parallel.hpp>
 #include <nanogpt/detail/reduce.hpp>
@@ -49,6 +54,59 @@ struct AdamWConfig {
 };
 
 namespace kernels {
+/// The per-update constants of adamw_update, shared by its plain and AVX-512 loops.
+template <class T>
+struct AdamWScalars {
+    T b1, b2, step_size, inv_sqrt_bias2, decay, eps, grad_scale;
+};
+
+/// Elements [begin, end) of one AdamW update: the plain loop, any T.
+template <class T>
+[[gnu::always_inline]] inline void adamw_span(T* param, const T* grad, T* m, T* v,
+                                              std::int64_t begin, std::int64_t end,
+                                              const AdamWScalars<T>& s) {
+    for (std::int64_t i = begin; i < end; ++i) {
+        const T g = grad[i] * s.grad_scale;
+        m[i] = s.b1 * m[i] + (T(1) - s.b1) * g;
+        v[i] = s.b2 * v[i] + (T(1) - s.b2) * g * g;
+        param[i] =
+            param[i] * s.decay - s.step_size * m[i] / (std::sqrt(v[i]) * s.inv_sqrt_bias2 + s.eps);
+    }
+}
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+/// adamw_span for float with AVX-512, 16 elements at a time. std::sqrt may set errno, and g++
+/// and clang compile with -fmath-errno by default, so no compiler vectorises the plain loop: it
+/// ran one element at a time, 0.84 ms per nanoGPT-recipe step (4% of the step). The same
+/// operations in the same order, so each element's result is the plain loop's bar FMA contraction.
+__attribute__((target("avx512f"))) inline void adamw_span_avx512(float* param, const float* grad,
+                                                                 float* m, float* v,
+                                                                 std::int64_t begin,
+                                                                 std::int64_t end,
+                                                                 const AdamWScalars<float>& s) {
+    const __m512 b1 = _mm512_set1_ps(s.b1), one_minus_b1 = _mm512_set1_ps(1.0f - s.b1);
+    const __m512 b2 = _mm512_set1_ps(s.b2), one_minus_b2 = _mm512_set1_ps(1.0f - s.b2);
+    const __m512 step_size = _mm512_set1_ps(s.step_size), decay = _mm512_set1_ps(s.decay);
+    const __m512 inv_sqrt_bias2 = _mm512_set1_ps(s.inv_sqrt_bias2), eps = _mm512_set1_ps(s.eps);
+    const __m512 scale = _mm512_set1_ps(s.grad_scale);
+    std::int64_t i = begin;
+    for (; i + 16 <= end; i += 16) {
+        const __m512 g = _mm512_mul_ps(_mm512_loadu_ps(grad + i), scale);
+        const __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_loadu_ps(m + i)),
+                                        _mm512_mul_ps(one_minus_b1, g));
+        const __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_loadu_ps(v + i)),
+                                        _mm512_mul_ps(_mm512_mul_ps(one_minus_b2, g), g));
+        _mm512_storeu_ps(m + i, mi);
+        _mm512_storeu_ps(v + i, vi);
+        const __m512 denom = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(vi), inv_sqrt_bias2), eps);
+        _mm512_storeu_ps(param + i,
+                         _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(param + i), decay),
+                                       _mm512_div_ps(_mm512_mul_ps(step_size, mi), denom)));
+    }
+    adamw_span(param, grad, m, v, i, end, s);  // the last few
+}
+#endif
+
 // grad_scale multiplies every gradient as it is read (gradient clipping folded into the update,
 // which saves a read and a write of the whole gradient buffer; 1 leaves them as they are).
 template <class T>
@@ -57,22 +115,24 @@ void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr
                   double grad_scale = 1.0) {
     const double bias1 = 1.0 - std::pow(c.beta1, static_cast<double>(step));
     const double bias2 = 1.0 - std::pow(c.beta2, static_cast<double>(step));
-    const T b1 = static_cast<T>(c.beta1), b2 = static_cast<T>(c.beta2);
-    const T step_size = static_cast<T>(lr / bias1),
-            inv_sqrt_bias2 = static_cast<T>(1.0 / std::sqrt(bias2));
-    const T decay = static_cast<T>(1.0 - lr * weight_decay), eps = static_cast<T>(c.eps);
-    const T scale = static_cast<T>(grad_scale);  // g * 1 == g exactly, so no special case
+    const AdamWScalars<T> s{static_cast<T>(c.beta1),
+                            static_cast<T>(c.beta2),
+                            static_cast<T>(lr / bias1),
+                            static_cast<T>(1.0 / std::sqrt(bias2)),
+                            static_cast<T>(1.0 - lr * weight_decay),
+                            static_cast<T>(c.eps),
+                            static_cast<T>(grad_scale)};  // g * 1 == g exactly: no special case
     const std::int64_t chunk = 16384;
+    [[maybe_unused]] const bool avx512 = detail::vector_isa() == detail::VectorIsa::avx512;
     detail::parallel_for(
         (n + chunk - 1) / chunk, [&](std::int64_t blk) __attribute__((always_inline)) {
-            const std::int64_t end = std::min(n, (blk + 1) * chunk);
-            for (std::int64_t i = blk * chunk; i < end; ++i) {
-                const T g = grad[i] * scale;
-                m[i] = b1 * m[i] + (T(1) - b1) * g;
-                v[i] = b2 * v[i] + (T(1) - b2) * g * g;
-                param[i] =
-                    param[i] * decay - step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bias2 + eps);
+            const std::int64_t begin = blk * chunk, end = std::min(n, begin + chunk);
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+            if constexpr (std::is_same_v<T, float>) {
+                if (avx512) return adamw_span_avx512(param, grad, m, v, begin, end, s);
             }
+#endif
+            adamw_span(param, grad, m, v, begin, end, s);
         });
 }
 }  // namespace kernels
