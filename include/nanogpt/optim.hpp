@@ -89,6 +89,9 @@ __attribute__((target("avx512f"))) inline void adamw_span_avx512(float* param, c
     const __m512 step_size = _mm512_set1_ps(s.step_size), decay = _mm512_set1_ps(s.decay);
     const __m512 inv_sqrt_bias2 = _mm512_set1_ps(s.inv_sqrt_bias2), eps = _mm512_set1_ps(s.eps);
     const __m512 scale = _mm512_set1_ps(s.grad_scale);
+    // The zero-masking sqrt with every lane on is the plain one; g++ 12 warns (maybe-uninitialized)
+    // about _mm512_sqrt_ps's undefined pass-through operand.
+    const __mmask16 all = 0xFFFF;
     std::int64_t i = begin;
     for (; i + 16 <= end; i += 16) {
         const __m512 g = _mm512_mul_ps(_mm512_loadu_ps(grad + i), scale);
@@ -98,7 +101,8 @@ __attribute__((target("avx512f"))) inline void adamw_span_avx512(float* param, c
                                         _mm512_mul_ps(_mm512_mul_ps(one_minus_b2, g), g));
         _mm512_storeu_ps(m + i, mi);
         _mm512_storeu_ps(v + i, vi);
-        const __m512 denom = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(vi), inv_sqrt_bias2), eps);
+        const __m512 denom =
+            _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_sqrt_ps(all, vi), inv_sqrt_bias2), eps);
         _mm512_storeu_ps(param + i,
                          _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(param + i), decay),
                                        _mm512_div_ps(_mm512_mul_ps(step_size, mi), denom)));
