@@ -12,13 +12,14 @@
 #include <type_traits>  // std::is_same_v
 #include <vector>       // std::vector
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>  // the AVX-512 AdamW loop
-#endif
-
+#include <nanogpt/detail/cpu_features.hpp>
 #include <nanogpt/detail/parallel.hpp>
 #include <nanogpt/detail/reduce.hpp>
 #include <nanogpt/parameters.hpp>
+
+#ifdef NANOGPT_X86_SIMD
+#include <immintrin.h>  // the AVX-512 AdamW loop
+#endif
 
 namespace nanogpt {
 
@@ -74,7 +75,7 @@ template <class T>
     }
 }
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#ifdef NANOGPT_X86_SIMD
 /// adamw_span for float with AVX-512, 16 elements at a time. std::sqrt may set errno, and g++
 /// and clang compile with -fmath-errno by default, so no compiler vectorises the plain loop: it
 /// ran one element at a time, 0.84 ms per nanoGPT-recipe step (4% of the step). The same
@@ -131,7 +132,7 @@ void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr
     detail::parallel_for(
         (n + chunk - 1) / chunk, [&](std::int64_t blk) __attribute__((always_inline)) {
             const std::int64_t begin = blk * chunk, end = std::min(n, begin + chunk);
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#ifdef NANOGPT_X86_SIMD
             if constexpr (std::is_same_v<T, float>) {
                 if (avx512) return adamw_span_avx512(param, grad, m, v, begin, end, s);
             }

@@ -6,6 +6,14 @@
 // Read next: gemm.hpp and parallel.hpp, its users.
 #pragma once
 
+// NANOGPT_X86_SIMD: compiling for x86 with g++ or clang, whose target attributes and
+// __builtin_cpu_supports let AVX2 / AVX-512 functions live in a build without -march and be
+// chosen at run time. Every such kernel (gemm_kernels.hpp, parallel.hpp, optim.hpp) is built
+// under this one condition.
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define NANOGPT_X86_SIMD 1
+#endif
+
 namespace nanogpt::detail {
 
 struct CpuFeatures {
@@ -15,7 +23,7 @@ struct CpuFeatures {
 
 inline CpuFeatures detect_cpu_features() {
     CpuFeatures f;
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#ifdef NANOGPT_X86_SIMD
     __builtin_cpu_init();  // needed when called before the runtime's own constructors ran
     f.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     f.avx512 =

@@ -288,7 +288,7 @@ enum class SgemmKernel { portable = 0, avx2 = 1, avx512 = 2 };
 
 inline SgemmKernel best_sgemm_kernel() {
     const nanogpt::detail::CpuFeatures& f = nanogpt::detail::cpu_features();
-#ifdef NANOGPT_GEMM_X86
+#ifdef NANOGPT_X86_SIMD
     if (f.avx512) return SgemmKernel::avx512;
     if (f.avx2_fma) return SgemmKernel::avx2;
 #else
@@ -365,7 +365,7 @@ inline void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, st
     const gemm_detail::GemmArgs g{trans_a, trans_b, M, N,   K,          A,       lda,
                                   B,       ldb,     C, ldc, accumulate, epilogue};
     switch (gemm_detail::current_sgemm_kernel()) {
-#ifdef NANOGPT_GEMM_X86
+#ifdef NANOGPT_X86_SIMD
         case gemm_detail::SgemmKernel::avx512:
             gemm_detail::sgemm_blocked<gemm_detail::Avx512Kernel>(g);
             break;

@@ -12,12 +12,12 @@
 #include <cstdint>    // std::int64_t, std::uintptr_t
 #include <cstring>    // std::memcpy
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define NANOGPT_GEMM_X86 1
-#endif
-
+#include "nanogpt/detail/cpu_features.hpp"  // NANOGPT_X86_SIMD
 #include "nanogpt/detail/fast_math.hpp"
+
+#ifdef NANOGPT_X86_SIMD
+#include <immintrin.h>
+#endif
 
 namespace nanogpt::kernels {
 
@@ -182,7 +182,7 @@ struct PortableKernel {
     }
 };
 
-#ifdef NANOGPT_GEMM_X86
+#ifdef NANOGPT_X86_SIMD
 
 // AVX2: 6 x 16 tile = 12 ymm accumulators + 2 loads of B + 1 broadcast of A, within 16 registers.
 // FMA latency 4-5 cycles x 2 ports needs >= 10 independent accumulators to keep both ports busy.
@@ -404,7 +404,7 @@ struct Avx512Kernel {
     }
 };
 
-#endif  // NANOGPT_GEMM_X86
+#endif  // NANOGPT_X86_SIMD
 
 }  // namespace gemm_detail
 

@@ -36,7 +36,7 @@ inline VectorIsa vector_isa() {
     return isa;
 }
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#ifdef NANOGPT_X86_SIMD
 template <class Body>
 __attribute__((target("avx512f,avx512vl,avx2,fma"))) void call_avx512(const Body& body,
                                                                       std::int64_t i) {
@@ -51,7 +51,7 @@ __attribute__((target("avx2,fma"))) void call_avx2(const Body& body, std::int64_
 /// body(i), compiled for the instruction set `isa`.
 template <class Body>
 inline void call_vectorized(VectorIsa isa, const Body& body, std::int64_t i) {
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#ifdef NANOGPT_X86_SIMD
     if (isa == VectorIsa::avx512) return call_avx512(body, i);
     if (isa == VectorIsa::avx2) return call_avx2(body, i);
 #endif
