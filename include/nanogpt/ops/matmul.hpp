@@ -136,6 +136,7 @@ void linear_backward(T* dx, bool dx_overwrite, T* dweight, T* dbias, const T* x,
 }
 }  // namespace kernels
 
+namespace detail {
 /// Validates linear's (and linear_gelu's) arguments: x [..., C], weight [OC, C], bias [OC] or
 /// empty; `op` names the op in the message.
 template <class T>
@@ -152,11 +153,12 @@ void check_linear_arguments(const Tensor<T>& x, const Tensor<T>& weight, const T
                                            " does not match weight " + weight.shape().to_string());
                     });
 }
+}  // namespace detail
 
 /// x @ weight^T + bias, with weight [OC, C] and bias [OC] (or an empty tensor for no bias).
 template <class T>
 Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias = Tensor<T>()) {
-    check_linear_arguments(x, weight, bias, "linear");
+    detail::check_linear_arguments(x, weight, bias, "linear");
     const std::int64_t C = weight.size(1), OC = weight.size(0),
                        N = x.numel() / std::max<std::int64_t>(C, 1);
     const bool has_bias = bias.defined();
@@ -215,25 +217,20 @@ void linear_gelu_backward(T* dx, bool dx_overwrite, T* dweight, T* dbias, T* scr
     const std::int64_t chunks = (N + kLinearGeluChunkRows - 1) / kLinearGeluChunkRows;
     detail::parallel_for(
         chunks, [&](std::int64_t chunk) __attribute__((always_inline)) {
-            T* db = partials + chunk * OC;
-            for (std::int64_t c = 0; c < OC; ++c) db[c] = T(0);
+            T* db = dbias != nullptr ? partials + chunk * OC : nullptr;
+            if (db != nullptr)
+                for (std::int64_t c = 0; c < OC; ++c) db[c] = T(0);
             const std::int64_t r1 = std::min(N, (chunk + 1) * kLinearGeluChunkRows);
             for (std::int64_t r = chunk * kLinearGeluChunkRows; r < r1; ++r) {
                 T* dh_row = dh + r * OC;
                 const T *h_row = h + r * OC, *dout_row = dout + r * OC;
                 for (std::int64_t c = 0; c < OC; ++c) dh_row[c] = gelu_grad(h_row[c], dout_row[c]);
-                for (std::int64_t c = 0; c < OC; ++c) db[c] += dh_row[c];
+                if (db != nullptr)
+                    for (std::int64_t c = 0; c < OC; ++c) db[c] += dh_row[c];
             }
         });
-    if (dbias != nullptr) {
-        const std::int64_t blocks = (OC + detail::kChannelBlock - 1) / detail::kChannelBlock;
-        detail::parallel_for(blocks, [&](std::int64_t blk) {
-            const std::int64_t c0 = blk * detail::kChannelBlock,
-                               c1 = std::min(OC, c0 + detail::kChannelBlock);
-            for (std::int64_t chunk = 0; chunk < chunks; ++chunk)
-                for (std::int64_t c = c0; c < c1; ++c) dbias[c] += partials[chunk * OC + c];
-        });
-    }
+    // The partials are a [chunks, OC] matrix: their column sums, in chunk order, are dbias.
+    if (dbias != nullptr) add_column_sums(dbias, partials, chunks, OC);
     linear_backward(dx, dx_overwrite, dweight, static_cast<T*>(nullptr), x, weight, dh, N, C, OC);
 }
 }  // namespace kernels
@@ -242,7 +239,7 @@ void linear_gelu_backward(T* dx, bool dx_overwrite, T* dweight, T* dbias, T* scr
 template <class T>
 Tensor<T> linear_gelu(const Tensor<T>& x, const Tensor<T>& weight,
                       const Tensor<T>& bias = Tensor<T>()) {
-    check_linear_arguments(x, weight, bias, "linear_gelu");
+    detail::check_linear_arguments(x, weight, bias, "linear_gelu");
     const std::int64_t C = weight.size(1), OC = weight.size(0),
                        N = x.numel() / std::max<std::int64_t>(C, 1);
     const bool has_bias = bias.defined();
