@@ -75,8 +75,11 @@ struct Checkpoint {
         std::copy(weights.begin(), weights.end(), model.parameters().data());
         model.dropout_generator().set_state(dropout_rng);
         if (optimizer != nullptr && has_optimizer) {
-            std::copy(adamw_m.begin(), adamw_m.end(), optimizer->m().begin());
-            std::copy(adamw_v.begin(), adamw_v.end(), optimizer->v().begin());
+            // A sharded optimizer (ZeRO-1) takes its range of the moments.
+            const auto begin = static_cast<std::ptrdiff_t>(optimizer->shard_begin());
+            const auto end = static_cast<std::ptrdiff_t>(optimizer->shard_end());
+            std::copy(adamw_m.begin() + begin, adamw_m.begin() + end, optimizer->m().begin());
+            std::copy(adamw_v.begin() + begin, adamw_v.begin() + end, optimizer->v().begin());
             optimizer->set_steps(adamw_steps);
         }
     }

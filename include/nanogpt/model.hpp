@@ -11,6 +11,7 @@
 #include <numeric>     // std::iota
 #include <stdexcept>   // std::invalid_argument
 #include <string>      // std::to_string
+#include <utility>     // std::move
 #include <vector>      // std::vector
 
 #include <nanogpt/config.hpp>
@@ -128,6 +129,19 @@ public:
     /// The generator behind dropout masks (saved in checkpoints so a resumed run continues it).
     Random& dropout_generator() { return dropout_->rng; }
 
+    /// Calls ready(begin) during backward each time the gradients from parameter offset `begin`
+    /// to the end of the buffer are final: after ln_f's backward, then after each block's from
+    /// the top (gradient_ready_offsets() lists them; wte and wpe come first in the buffer and are
+    /// final only when backward returns, since the head reuses wte). Data-parallel training
+    /// starts reducing those gradients while the lower layers compute. Empty: no calls.
+    void on_gradients_ready(std::function<void(std::int64_t)> ready) { ready_ = std::move(ready); }
+    /// The offsets on_gradients_ready reports, in the order it reports them (decreasing).
+    std::vector<std::int64_t> gradient_ready_offsets() const {
+        std::vector<std::int64_t> offsets{ln_f_offset()};
+        for (std::size_t i = blocks_.size(); i-- > 0;) offsets.push_back(block_offset(i));
+        return offsets;
+    }
+
     /// Parameter count; without the position embedding when non_embedding (nanoGPT's convention
     /// for MFU: the token embedding is counted because the head reuses it).
     std::int64_t num_parameters(bool non_embedding = false) const {
@@ -183,9 +197,24 @@ private:
         Tape::current().begin_graph();
         const auto pos = Tensor<std::int32_t>::view(Shape{t}, positions_.data(), nullptr);  // (T)
         Tensor<T> x = drop_.forward(add(wte_.forward(idx), wpe_.forward(pos)));  // (B, T, C)
-        for (const auto& block : blocks_) x = block.forward(x);                  // (B, T, C)
-        return ln_f_.forward(x);                                                 // (B, T, C)
+        for (std::size_t i = 0; i < blocks_.size(); ++i) {
+            mark_gradients_ready(block_offset(i));  // backward reaches it once block i is done
+            x = blocks_[i].forward(x);  // (B, T, C)
+        }
+        mark_gradients_ready(ln_f_offset());
+        return ln_f_.forward(x);  // (B, T, C)
     }
+
+    // A tape node with no inputs: backward runs it after every node recorded later, i.e. once the
+    // gradients of the layers above this point (offsets from `begin` on) are complete.
+    void mark_gradients_ready(std::int64_t begin) {
+        if (!ready_ || !Tape::current().grad_enabled()) return;
+        Tape::current().record("gradients_ready", [ready = ready_, begin] { ready(begin); });
+    }
+    std::int64_t block_offset(std::size_t i) const {
+        return blocks_[i].ln_1.weight.data() - params_.data();
+    }
+    std::int64_t ln_f_offset() const { return ln_f_.weight.data() - params_.data(); }
 
     GPTConfig config_;
     Parameters<T> params_;
@@ -196,6 +225,7 @@ private:
     std::vector<Block<T>> blocks_;
     LayerNorm<T> ln_f_;
     Tensor<std::int32_t> positions_;  // 0, 1, ..., block_size - 1
+    std::function<void(std::int64_t)> ready_;  // on_gradients_ready
 };
 
 }  // namespace nanogpt

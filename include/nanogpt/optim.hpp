@@ -146,10 +146,25 @@ template <class T>
 class AdamW {
 public:
     AdamW(Parameters<T>& params, const AdamWConfig& config = {})
+        : AdamW(params, config, 0, params.size()) {}
+
+    /// Keeps moments for, and updates, only the elements [shard_begin, shard_end) of the buffer:
+    /// ZeRO-1, where each of N data-parallel ranks owns one range (distributed.hpp gathers the
+    /// updated parameters), so the optimizer state per rank is 1/N of the whole.
+    AdamW(Parameters<T>& params, const AdamWConfig& config, std::int64_t shard_begin,
+          std::int64_t shard_end)
         : params_(&params),
           config_((config.validate(), config)),
-          m_(static_cast<std::size_t>(params.size()), T(0)),
-          v_(static_cast<std::size_t>(params.size()), T(0)) {}
+          shard_begin_(shard_begin),
+          shard_end_(shard_end) {
+        if (!(0 <= shard_begin && shard_begin <= shard_end && shard_end <= params.size())) {
+            throw std::invalid_argument("AdamW: shard [" + std::to_string(shard_begin) + ", " +
+                                        std::to_string(shard_end) + ") is not within the " +
+                                        std::to_string(params.size()) + " parameters");
+        }
+        m_.assign(static_cast<std::size_t>(shard_end - shard_begin), T(0));
+        v_.assign(static_cast<std::size_t>(shard_end - shard_begin), T(0));
+    }
 
     /// One update of every parameter from the gradient buffer, at learning rate lr. grad_scale
     /// multiplies the gradients as they are read (see clip_scale: clipping without a separate
@@ -161,14 +176,23 @@ public:
         }
         ++step_;
         for (const ParameterInfo& info : params_->infos()) {
-            const std::int64_t o = info.offset, n = info.shape.numel();
-            kernels::adamw_update(params_->data() + o, params_->grad() + o, m_.data() + o,
-                                  v_.data() + o, n, lr, info.decay() ? config_.weight_decay : 0.0,
-                                  config_, step_, grad_scale);
+            // The part of this parameter inside the shard (all of it without sharding).
+            const std::int64_t o = std::max(info.offset, shard_begin_);
+            const std::int64_t end = std::min(info.offset + info.shape.numel(), shard_end_);
+            if (o >= end) continue;
+            const std::int64_t s = o - shard_begin_;
+            kernels::adamw_update(params_->data() + o, params_->grad() + o, m_.data() + s,
+                                  v_.data() + s, end - o, lr,
+                                  info.decay() ? config_.weight_decay : 0.0, config_, step_,
+                                  grad_scale);
         }
     }
 
     const AdamWConfig& config() const { return config_; }
+    /// The elements this optimizer updates, [shard_begin(), shard_end()); m()[i] and v()[i]
+    /// belong to element shard_begin() + i.
+    std::int64_t shard_begin() const { return shard_begin_; }
+    std::int64_t shard_end() const { return shard_end_; }
     /// Optimizer state, for checkpoints: steps taken and the two moment buffers.
     std::int64_t steps() const { return step_; }
     void set_steps(std::int64_t steps) { step_ = steps; }
@@ -180,23 +204,22 @@ public:
 private:
     Parameters<T>* params_;
     AdamWConfig config_;
+    std::int64_t shard_begin_, shard_end_;
     std::vector<T> m_, v_;
     std::int64_t step_ = 0;
 };
 
 // ---- gradient clipping ----
 
-/// L2 norm of the whole gradient buffer, possibly inf or NaN (which the caller should treat as a
-/// failed step). The sum of squares is taken in fixed chunks and added in order, in double, so it
-/// does not depend on the thread count.
+/// The sum of squares of g[0, n), in double, in fixed chunks added in order (grad_norm's sum; a
+/// ZeRO-1 rank takes it over its shard and the ranks add theirs).
 template <class T>
-double grad_norm(const Parameters<T>& params) {
-    const std::int64_t n = params.size(), chunk = 65536, chunks = (n + chunk - 1) / chunk;
+double sum_of_squares(const T* g, std::int64_t n) {
+    const std::int64_t chunk = 65536, chunks = (n + chunk - 1) / chunk;
     thread_local std::vector<double> partial_sums;  // kept between calls: no allocation per step
     partial_sums.assign(static_cast<std::size_t>(chunks), 0.0);
     double* partial =
         partial_sums.data();  // the caller's buffer: worker threads have their own thread_locals
-    const T* g = params.grad();
     detail::parallel_for(
         chunks, [&](std::int64_t c) __attribute__((always_inline)) {
             // sum_of's independent lanes: a single running sum would wait on every addition (GPT-2
@@ -209,7 +232,15 @@ double grad_norm(const Parameters<T>& params) {
         });
     double total = 0.0;
     for (std::int64_t c = 0; c < chunks; ++c) total += partial[c];
-    return std::sqrt(total);
+    return total;
+}
+
+/// L2 norm of the whole gradient buffer, possibly inf or NaN (which the caller should treat as a
+/// failed step). The sum of squares is taken in fixed chunks and added in order, in double, so it
+/// does not depend on the thread count.
+template <class T>
+double grad_norm(const Parameters<T>& params) {
+    return std::sqrt(sum_of_squares(params.grad(), params.size()));
 }
 
 /// The factor that brings a gradient of L2 norm `norm` down to max_norm (PyTorch's
