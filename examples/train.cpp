@@ -14,6 +14,8 @@
 //   mpirun -np 2 ./build/train_mpi cpu_small --threads=1
 // Each rank takes its rows of the batch a single process would draw and the gradients are
 // averaged, so N ranks follow the single-process run up to float rounding (class Communicator).
+// zero_stage = 1 shards the AdamW state over the ranks, overlap_comm = true reduces gradients
+// during the backward (docs/mpi.md).
 #include <algorithm>   // std::max, std::copy
 #include <chrono>      // std::chrono::steady_clock
 #include <cmath>       // std::isfinite
@@ -65,18 +67,62 @@ bool stdout_is_terminal() {
 #endif
 }
 
+// ---- the run's settings, typed and checked ----
+
+struct Settings {
+    std::string out_dir, data_dir, init_from, weights;
+    std::int64_t eval_interval, log_interval, eval_iters, grad_accum, batch_size, max_iters;
+    bool eval_only, always_save;
+    nanogpt::GPTConfig model;
+    nanogpt::AdamWConfig adamw;
+    nanogpt::LRSchedule schedule;
+    double grad_clip, peak_gflops;
+    std::uint64_t seed;
+    int threads;
+    int zero_stage;
+    bool overlap_comm;
+    double bucket_mb;
+};
+
 // ---- the processes training together ----
 // One process (train) or an MPI world (train_mpi). Every rank draws the same global batch from
 // the shared seed and keeps rows [rank*B/N, (rank+1)*B/N); its loss is the mean over its rows,
 // so the mean of the ranks' gradients is the gradient of the global batch's mean loss. Only rank
 // 0 writes files and prints. Every call below is collective: all ranks make it, in the same order.
 
+/// Milliseconds one step spent communicating, and how many of them the training thread waited.
+struct CommMs {
+    double busy = 0, exposed = 0;
+};
+
 class Communicator {
 public:
     virtual ~Communicator() = default;
     virtual int rank() const { return 0; }
     virtual int world_size() const { return 1; }
-    virtual void average_gradients(nanogpt::Parameters<float>&) {}
+    /// Prepares the gradient reduction for `model`; returns the range of the parameter buffer
+    /// this rank's optimizer updates (all of it, unless zero_stage = 1 on several ranks).
+    virtual std::pair<std::int64_t, std::int64_t> attach(nanogpt::GPT<float>& model,
+                                                         const Settings&) {
+        return {0, model.parameters().size()};
+    }
+    /// Before the last micro-step's backward (overlap_comm starts reducing during it).
+    virtual void arm() {}
+    /// After the backward: the gradients summed over the ranks (this rank's shard at least).
+    virtual void reduce_gradients() {}
+    /// L2 norm of the mean gradient over the ranks.
+    virtual double grad_norm(const nanogpt::Parameters<float>& params) {
+        return nanogpt::grad_norm(params);
+    }
+    /// Turns the summed gradient into the mean (folded into AdamW's grad_scale).
+    virtual double gradient_scale() const { return 1.0; }
+    /// ZeRO-1: every rank's updated shard to every rank.
+    virtual void gather_parameters() {}
+    virtual CommMs take_timing() { return {}; }
+    /// Concatenates every rank's `local` shard (shard sizes in rank order) into `all` on rank 0.
+    virtual void gather_to_leader(const std::vector<float>& local, std::vector<float>& all) {
+        all = local;
+    }
     virtual double average(double value) { return value; }
     /// True on every rank when any rank passes true (failures, stop requests).
     virtual bool any(bool local) { return local; }
@@ -90,8 +136,40 @@ public:
     MpiCommunicator(int& argc, char**& argv) : session_(argc, argv) {}
     int rank() const override { return session_.rank(); }
     int world_size() const override { return session_.world_size(); }
-    void average_gradients(nanogpt::Parameters<float>& params) override {
-        nanogpt::allreduce_mean_gradients(params);
+    std::pair<std::int64_t, std::int64_t> attach(nanogpt::GPT<float>& model,
+                                                 const Settings& s) override {
+        nanogpt::GradientSyncOptions options;
+        options.zero_stage = s.zero_stage;
+        options.overlap = s.overlap_comm;
+        options.bucket_bytes = static_cast<std::int64_t>(s.bucket_mb * 1e6);
+        sync_ = std::make_unique<nanogpt::GradientSync<float>>(model, options);
+        return {sync_->shard().begin, sync_->shard().end};
+    }
+    void arm() override { sync_->arm(); }
+    void reduce_gradients() override { sync_->reduce(); }
+    double grad_norm(const nanogpt::Parameters<float>&) override { return sync_->grad_norm(); }
+    double gradient_scale() const override { return sync_->gradient_scale(); }
+    void gather_parameters() override { sync_->gather_parameters(); }
+    CommMs take_timing() override {
+        const nanogpt::CommTiming t = sync_->take_timing();
+        return {t.busy_ms, t.exposed_ms};
+    }
+    void gather_to_leader(const std::vector<float>& local, std::vector<float>& all) override {
+        std::vector<int> counts(static_cast<std::size_t>(world_size())), displs(counts.size());
+        const int count = static_cast<int>(local.size());
+        nanogpt::detail::check_mpi(
+            MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD),
+            "MPI_Gather");
+        std::int64_t total = 0;
+        for (std::size_t r = 0; r < counts.size(); ++r) {
+            displs[r] = static_cast<int>(total);
+            total += counts[r];
+        }
+        if (rank() == 0) all.resize(static_cast<std::size_t>(total));
+        nanogpt::detail::check_mpi(
+            MPI_Gatherv(local.data(), count, MPI_FLOAT, all.data(), counts.data(), displs.data(),
+                        MPI_FLOAT, 0, MPI_COMM_WORLD),
+            "MPI_Gatherv");
     }
     double average(double value) override { return nanogpt::allreduce_mean(value); }
     bool any(bool local) override { return nanogpt::any_rank_failed(local); }
@@ -101,6 +179,7 @@ public:
 
 private:
     nanogpt::MpiSession session_;
+    std::unique_ptr<nanogpt::GradientSync<float>> sync_;  // after session_: destroyed before it
 };
 #endif
 
@@ -201,20 +280,6 @@ void print_help() {
     }
 }
 
-// ---- the run's settings, typed and checked ----
-
-struct Settings {
-    std::string out_dir, data_dir, init_from, weights;
-    std::int64_t eval_interval, log_interval, eval_iters, grad_accum, batch_size, max_iters;
-    bool eval_only, always_save;
-    nanogpt::GPTConfig model;
-    nanogpt::AdamWConfig adamw;
-    nanogpt::LRSchedule schedule;
-    double grad_clip, peak_gflops;
-    std::uint64_t seed;
-    int threads;
-};
-
 Settings read_settings(const examples::TrainConfig& c) {
     Settings s;
     s.out_dir = c.text("out_dir");
@@ -266,6 +331,15 @@ Settings read_settings(const examples::TrainConfig& c) {
     s.peak_gflops = c.real("peak_gflops");
     if (!(s.peak_gflops > 0)) throw std::invalid_argument("key 'peak_gflops' must be > 0");
     s.seed = static_cast<std::uint64_t>(c.integer("seed"));
+    s.zero_stage = static_cast<int>(c.integer("zero_stage"));
+    if (s.zero_stage != 0 && s.zero_stage != 1) {
+        throw std::invalid_argument("key 'zero_stage' must be 0 or 1, got " +
+                                    std::to_string(s.zero_stage));
+    }
+    s.overlap_comm = c.boolean("overlap_comm");
+    s.bucket_mb = c.real("bucket_mb");
+    if (!(s.bucket_mb >= 0))
+        throw std::invalid_argument("key 'bucket_mb' must be >= 0, got " + c.text("bucket_mb"));
     return s;
 }
 
@@ -277,6 +351,18 @@ double flops_per_token(const nanogpt::GPT<float>& model) {
     const nanogpt::GPTConfig& c = model.config();
     return 6.0 * static_cast<double>(model.num_parameters(true)) +
            12.0 * static_cast<double>(c.n_layer * c.n_head * (c.n_embd / c.n_head) * c.block_size);
+}
+
+std::string bytes_text(double bytes) {
+    char buffer[32];
+    if (bytes >= 1e9) {
+        std::snprintf(buffer, sizeof buffer, "%.2f GB", bytes / 1e9);
+    } else if (bytes >= 1e6) {
+        std::snprintf(buffer, sizeof buffer, "%.1f MB", bytes / 1e6);
+    } else {
+        std::snprintf(buffer, sizeof buffer, "%.1f kB", bytes / 1e3);
+    }
+    return buffer;
 }
 
 std::string duration_text(double seconds) {
@@ -324,7 +410,7 @@ public:
           val_(s.data_dir + "/val.bin"),
           ckpt_path_(s.out_dir + "/ckpt.bin"),
           model_(make_model()),
-          optimizer_(model_.parameters(), s_.adamw),
+          optimizer_(make_optimizer()),
           terminal_(stdout_is_terminal()) {
         for (const nanogpt::TokenFile* f : {&train_, &val_}) {
             f->check_vocabulary(meta_.vocab_size);
@@ -430,6 +516,12 @@ private:
         return model;
     }
 
+    /// The optimizer over this rank's shard (ZeRO-1) or over every parameter.
+    nanogpt::AdamW<float> make_optimizer() {
+        const auto [begin, end] = comm_.attach(model_, s_);
+        return nanogpt::AdamW<float>(model_.parameters(), s_.adamw, begin, end);
+    }
+
     void resume() {
         checkpoint_.restore(model_, &optimizer_);
         if (!checkpoint_.has_optimizer)
@@ -472,8 +564,19 @@ private:
     void save(std::int64_t iter) {
         state_.iter = iter;
         state_.data_rng = data_rng_.state();
+        if (optimizer_.m().size() == static_cast<std::size_t>(model_.parameters().size())) {
+            on_leader([&] {
+                nanogpt::save_checkpoint(ckpt_path_, model_, &optimizer_, vocabulary_, state_);
+            });
+            return;
+        }
+        // ZeRO-1: rank 0 collects the moments' shards (a full copy: not yet streamed).
+        nanogpt::AdamW<float> whole(model_.parameters(), s_.adamw);
+        comm_.gather_to_leader(optimizer_.m(), whole.m());
+        comm_.gather_to_leader(optimizer_.v(), whole.v());
+        whole.set_steps(optimizer_.steps());
         on_leader([&] {
-            nanogpt::save_checkpoint(ckpt_path_, model_, &optimizer_, vocabulary_, state_);
+            nanogpt::save_checkpoint(ckpt_path_, model_, &whole, vocabulary_, state_);
         });
     }
 
@@ -490,7 +593,7 @@ private:
 
     Communicator& comm_;
     std::string leader_error_;  // rank 0's error, reported at the next step boundary
-    double allreduce_ms_ = 0;
+    CommMs comm_ms_;  // the last step's
     examples::TrainConfig config_;
     Settings s_;
     std::int64_t stop_after_;
@@ -556,8 +659,10 @@ void Trainer::evaluate(std::int64_t iter) {
 
 /// One optimizer step over gradient_accumulation_steps micro-batches; returns their mean loss,
 /// or a non-finite value (and leaves the weights untouched) when the loss or gradient blew up.
-/// With several ranks: a step boundary where all agree to stop when any rank failed, then one
-/// gradient allreduce; every rank then clips the same (global) gradient and steps alike.
+/// With several ranks: the gradient reduction (started during the last backward with
+/// overlap_comm), a step boundary where all agree to stop when any rank failed, then every rank
+/// clips by the same global norm and updates its parameters (its shard, then all-gathers, with
+/// zero_stage = 1).
 double Trainer::step(double lr) {
     model_.zero_grad();
     double total = 0.0;
@@ -572,22 +677,22 @@ double Trainer::step(double lr) {
         // The gradient of the mean over all micro-batches: each contributes 1/steps of its own.
         if (s_.grad_accum > 1)
             loss = nanogpt::scale(loss, 1.0f / static_cast<float>(s_.grad_accum));
+        if (micro == s_.grad_accum - 1) comm_.arm();  // only the last micro-step reduces
         loss.backward();
     }
     if (comm_.world_size() > 1) {
+        comm_.reduce_gradients();  // on every rank, also one that failed: the collectives match
         if (comm_.any(!std::isfinite(total) || !leader_error_.empty()))
             return std::isfinite(total) ? std::nan("") : total;  // this rank or another failed
-        const auto t0 = std::chrono::steady_clock::now();
-        comm_.average_gradients(model_.parameters());
-        allreduce_ms_ =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                .count();
     } else if (!std::isfinite(total)) {
         return total;
     }
-    const double norm = nanogpt::grad_norm(model_.parameters());
+    const double norm = comm_.grad_norm(model_.parameters());  // the same on every rank
     if (!std::isfinite(norm)) return norm;
-    optimizer_.step(lr, nanogpt::clip_scale(norm, s_.grad_clip));  // clipping inside the update
+    // Clipping and the mean over the ranks inside the update.
+    optimizer_.step(lr, nanogpt::clip_scale(norm, s_.grad_clip) * comm_.gradient_scale());
+    comm_.gather_parameters();
+    comm_ms_ = comm_.take_timing();
     return comm_.average(total / static_cast<double>(s_.grad_accum));
 }
 
@@ -625,7 +730,8 @@ void Trainer::report_step(std::int64_t iter, double loss, double lr, double ms) 
                       ms, tokens_per_s / 1000, 100 * mfu);
         std::string text = line;
         if (comm_.world_size() > 1) {
-            std::snprintf(line, sizeof line, ", allreduce %.1f ms", allreduce_ms_);
+            std::snprintf(line, sizeof line, ", comm %.1f ms, exposed %.1f ms", comm_ms_.busy,
+                          comm_ms_.exposed);
             text += line;
         }
         print_line(text);
@@ -711,9 +817,19 @@ void Trainer::print_run(const std::string& config_text) {
                 static_cast<double>(s_.batch_size * s_.model.block_size * s_.grad_accum));
     if (comm_.world_size() > 1)
         std::printf(
-            "data-parallel: %d MPI ranks, %lld rows of each batch per rank, %d threads each\n",
+            "data-parallel: %d MPI ranks, %lld rows of each batch per rank, %d threads each, "
+            "zero_stage %d, overlap_comm %s\n",
             comm_.world_size(), static_cast<long long>(s_.batch_size / comm_.world_size()),
-            nanogpt::detail::max_threads());
+            nanogpt::detail::max_threads(), s_.zero_stage, s_.overlap_comm ? "true" : "false");
+    // What training holds per rank besides activations: fp32 weights, gradients, AdamW's m and v.
+    const double n = static_cast<double>(model_.num_parameters()) * sizeof(float);
+    const double moments = 2.0 * static_cast<double>(optimizer_.m().size() * sizeof(float));
+    std::printf("memory per rank: weights %s, gradients %s, AdamW moments %s",
+                bytes_text(n).c_str(), bytes_text(n).c_str(), bytes_text(moments).c_str());
+    if (moments < 2.0 * n)
+        std::printf(" (this rank's shard: 1/%d of %s, zero_stage = 1)", comm_.world_size(),
+                    bytes_text(2.0 * n).c_str());
+    std::printf("\n");
     if (s_.init_from == "resume")
         std::printf("resuming from %s at step %lld\n", ckpt_path_.c_str(),
                     static_cast<long long>(state_.iter));

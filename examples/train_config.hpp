@@ -66,6 +66,10 @@ inline const ConfigKey kTrainKeys[] = {
     {"seed", KeyType::integer, "1337", "seed of the weights, dropout and batches"},
     {"threads", KeyType::integer, "0", "OpenMP threads (0: all cores)"},
     {"peak_gflops", KeyType::real, "527", "peak FP32 GFLOP/s that MFU is measured against"},
+    // data-parallel (train_mpi; one process ignores them)
+    {"zero_stage", KeyType::integer, "0", "1: each MPI rank keeps the AdamW state of 1/N of the parameters (ZeRO-1); 0: all of it"},
+    {"overlap_comm", KeyType::boolean, "false", "reduce gradients in buckets while the backward computes the lower layers"},
+    {"bucket_mb", KeyType::real, "4", "with overlap_comm: the smallest gradient bucket in MB (adjacent layers join until they reach it; 0: one per layer)"},
 };
 // clang-format on
 

@@ -1,6 +1,7 @@
 # run_mpi.cmake — data-parallel training is the single-process training: `train` with batch B
 # against `mpirun -np 2 train_mpi` with the same global batch B and seed (1 thread per rank) on a
-# small generated text. Summation order differs (two half-batch means averaged, an allreduce), so
+# small generated text, for every zero_stage x overlap_comm, and checkpoints resumed on another
+# number of ranks (2-rank ZeRO-1 -> 1 process, 1 process -> 2-rank ZeRO-1). Summation order differs (two half-batch means averaged, an allreduce), so
 # the comparison is within float tolerance, not bitwise: every logged loss and every float in the
 # final checkpoints (weights and AdamW moments).
 #
@@ -33,10 +34,38 @@ set(tiny --data_dir=data --n_layer=2 --n_head=2 --n_embd=16 --block_size=16 --ba
 set(mpirun "${MPIEXEC}" --allow-run-as-root --oversubscribe -np 2)
 
 run("${TRAIN}" ${tiny} --out_dir=one)
-run(${mpirun} "${TRAIN_MPI}" ${tiny} --out_dir=two)
-string(FIND "${output}" "data-parallel: 2 MPI ranks" at)
+# Every combination of zero_stage and overlap_comm on 2 ranks follows the one process.
+set(combinations 0_false 0_true 1_false 1_true)
+foreach(combination IN LISTS combinations)
+    string(REPLACE "_" ";" pair "${combination}")
+    list(GET pair 0 zero)
+    list(GET pair 1 overlap)
+    # bucket_mb = 0: a bucket per layer, so the reductions really start during the backward and
+    # the ZeRO-1 shard boundary falls inside a bucket.
+    run(${mpirun} "${TRAIN_MPI}" ${tiny} --zero_stage=${zero} --overlap_comm=${overlap}
+        --bucket_mb=0 --out_dir=two_${combination})
+    string(FIND "${output}" "data-parallel: 2 MPI ranks" at)
+    if(at EQUAL -1)
+        message(FATAL_ERROR "train_mpi did not run on 2 ranks:\n${output}")
+    endif()
+    if(zero EQUAL 1)
+        string(FIND "${output}" "(this rank's shard: 1/2 of" at)
+        if(at EQUAL -1)
+            message(FATAL_ERROR "zero_stage = 1: no sharded AdamW state in the memory line:\n${output}")
+        endif()
+    endif()
+endforeach()
+# Checkpoints resume on another number of ranks: a 2-rank ZeRO-1 run stopped after 4 steps goes on
+# in one process, and a one-process run stopped after 4 steps goes on as 2-rank ZeRO-1 with
+# overlap; both must end where the uninterrupted one-process run ended.
+run(${mpirun} "${TRAIN_MPI}" ${tiny} --zero_stage=1 --out_dir=two_to_one --stop_after=4)
+run("${TRAIN}" ${tiny} --out_dir=two_to_one --init_from=resume)
+run("${TRAIN}" ${tiny} --out_dir=one_to_two --stop_after=4)
+run(${mpirun} "${TRAIN_MPI}" ${tiny} --zero_stage=1 --overlap_comm=true --bucket_mb=0
+    --out_dir=one_to_two --init_from=resume)
+string(FIND "${output}" "resuming from" at)
 if(at EQUAL -1)
-    message(FATAL_ERROR "train_mpi did not run on 2 ranks:\n${output}")
+    message(FATAL_ERROR "train_mpi did not resume:\n${output}")
 endif()
 # An odd batch cannot be split evenly: a clear error on every rank, no hang.
 execute_process(COMMAND ${mpirun} "${TRAIN_MPI}" ${tiny} --batch_size=3 --out_dir=odd
@@ -59,15 +88,15 @@ file(WRITE "${WORK_DIR}/compare.py" [=[
 import array, sys
 def rows(path):  # kind,step,train_loss,val_loss,lr (the rest are timings)
     return [line.split(',')[:5] for line in open(path).read().splitlines()[1:]]
-one, two = rows('one/log.csv'), rows('two/log.csv')
-assert len(one) == len(two) == 13, (len(one), len(two))
-worst = 0.0
-for a, b in zip(one, two):
-    assert a[:2] == b[:2], (a, b)
-    for x, y in zip(a[2:], b[2:]):
-        if x or y:
-            worst = max(worst, abs(float(x) - float(y)) / abs(float(x)))
-assert worst < 1e-5, 'log.csv losses differ by %g relative' % worst
+def losses_differ(one, two):  # the largest relative difference of two runs' logged values
+    assert len(one) == len(two) == 13, (len(one), len(two))
+    worst = 0.0
+    for a, b in zip(one, two):
+        assert a[:2] == b[:2], (a, b)
+        for x, y in zip(a[2:], b[2:]):
+            if x or y:
+                worst = max(worst, abs(float(x) - float(y)) / abs(float(x)))
+    return worst
 # The checkpoints' floats: the file ends with u64 n | n weights | u8 1 | 4 f64 | i64 steps |
 # n m | n v | u64 hash (include/nanogpt/checkpoint.hpp), so n is the u64 that fits.
 def floats(path):
@@ -79,12 +108,18 @@ def floats(path):
             mv = array.array('f', data[start + 4 * n + 41:start + 12 * n + 41])
             return list(w) + list(mv)
     sys.exit('no weights found in ' + path)
-wa, wb = floats('one/ckpt.bin'), floats('two/ckpt.bin')
-assert len(wa) == len(wb), (len(wa), len(wb))
-# Absolute: AdamW divides by sqrt(v), so near-zero moments differ relatively more.
-far = max(abs(x - y) for x, y in zip(wa, wb))
-assert far < 1e-4, 'checkpoint floats differ by up to %g' % far
-print('1 vs 2 ranks: losses within %.2g relative, checkpoint floats within %.2g absolute' % (worst, far))
+def floats_differ(a, b):
+    wa, wb = floats(a), floats(b)
+    assert len(wa) == len(wb), (len(wa), len(wb))
+    return max(abs(x - y) for x, y in zip(wa, wb))
+for run in sys.argv[1:]:
+    worst = losses_differ(rows('one/log.csv'), rows(run + '/log.csv'))
+    assert worst < 1e-5, '%s: log.csv losses differ by %g relative' % (run, worst)
+    # Absolute: AdamW divides by sqrt(v), so near-zero moments differ relatively more.
+    far = floats_differ('one/ckpt.bin', run + '/ckpt.bin')
+    assert far < 1e-4, '%s: checkpoint floats differ by up to %g' % (run, far)
+    print('%s vs one process: losses within %.2g relative, checkpoint floats within %.2g absolute'
+          % (run, worst, far))
 ]=])
-run("${PYTHON}" compare.py)
+run("${PYTHON}" compare.py two_0_false two_0_true two_1_false two_1_true two_to_one one_to_two)
 message(STATUS "${output}")
