@@ -11,8 +11,8 @@
 # train, train_mpi) and the data in ../shared/data. Sets up and removes its namespaces itself;
 # nothing leaves the veth pair and the namespaces' loopbacks.
 #
-#   sudo benchmarks/bench_mpi_netem.sh [build-dir] [models] [bandwidths] [steps]
-#   e.g. benchmarks/bench_mpi_netem.sh build-mpi "shakespeare_char gpt2" "10gbit 1gbit" 5
+#   sudo benchmarks/bench_mpi_netem.sh [build-dir] [models] [bandwidths] [steps] [gpt2-steps]
+#   e.g. benchmarks/bench_mpi_netem.sh build-mpi "shakespeare_char gpt2" "10gbit 1gbit" 8 4
 #
 # The delay: this uses tc's tbf (token bucket) for the bandwidth. tc netem would add the 0.5 ms
 # delay too, but kernels built without CONFIG_NET_SCH_NETEM (as this machine's) lack it; the
@@ -23,7 +23,8 @@ root=$(pwd)
 build=$(cd "${1:-build-mpi}" && pwd)
 models=${2:-"shakespeare_char gpt2"}
 bandwidths=${3:-"10gbit 1gbit"}
-steps=${4:-6}
+steps=${4:-8}
+gpt2_steps=${5:-4}  # GPT-2 124M at block 512: about 9 s per step and rank on one core
 data_dir=${NANOGPT_DATA:-${root}/../shared/data}
 delay=${DELAY:-0.5ms}
 
@@ -107,7 +108,8 @@ prepare_data() {  # $1: model
 }
 
 model_args() {  # $1: model; global batch 4, no evaluation to speak of, 1 thread
-    local common=(--max_iters="${steps}" --eval_interval=1000000 --eval_iters=1 --log_interval=1
+    local common=(--max_iters="$([[ $1 == gpt2 ]] && echo "${gpt2_steps}" || echo "${steps}")"
+        --eval_interval=1000000 --eval_iters=1 --log_interval=1
         --batch_size=4 --gradient_accumulation_steps=1 --dropout=0 --threads=1
         --always_save_checkpoint=false --warmup_iters=0)
     if [[ $1 == gpt2 ]]; then
@@ -146,7 +148,8 @@ for model in ${models}; do
     for bw in ${bandwidths}; do
         shape "${bw}"
         echo
-        echo "## ${model}, ${bw}, global batch 4, ${steps} steps (medians of steps 2..${steps})"
+        n=$([[ ${model} == gpt2 ]] && echo "${gpt2_steps}" || echo "${steps}")
+        echo "## ${model}, ${bw}, global batch 4, ${n} steps (medians of steps 2..${n})"
         echo "| run | tokens/s | vs 1 rank | ms/step | comm ms/step | exposed ms/step | hidden |"
         echo "|---|---|---|---|---|---|---|"
         row "1 rank" "${work}/one_${model}.log" "${tokens}"
