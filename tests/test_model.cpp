@@ -671,3 +671,46 @@ TEST_CASE("model: generate restores the training mode when it throws", "[model]"
     CHECK_THROWS_AS(model.generate({1, 2, 3}, 3, SamplingOptions{}, rng), std::runtime_error);
     CHECK(model.training());
 }
+
+TEST_CASE("model: on_gradients_ready reports final gradients from the top down", "[model]") {
+    // Data-parallel training starts reducing [begin, end of buffer) when the backward reports it:
+    // at each report, those gradients must already have their final values.
+    GPTConfig c = GPTConfig::tiny();
+    GPT<float> model(c, 5);
+    const Ids x = random_ids(Shape{2, 16}, 32, 6), y = random_ids(Shape{2, 16}, 32, 7);
+    const std::int64_t n = model.parameters().size();
+    std::vector<std::int64_t> reported;
+    std::vector<std::vector<float>> seen;  // the gradients [begin, n) at each report
+    model.on_gradients_ready([&](std::int64_t begin) {
+        reported.push_back(begin);
+        const float* g = model.parameters().grad();
+        seen.emplace_back(g + begin, g + n);
+    });
+    model.zero_grad();
+    auto out = model.forward(x, y);
+    out.loss.backward();
+    const std::vector<std::int64_t> expected = model.gradient_ready_offsets();
+    REQUIRE(expected.size() == static_cast<std::size_t>(c.n_layer + 1));
+    CHECK(reported == expected);
+    CHECK(std::is_sorted(expected.rbegin(), expected.rend()));
+    CHECK(expected.front() == model.parameters().find("ln_f.weight").data() -
+                                  model.parameters().data());
+    CHECK(expected.back() == model.parameters().find("h.0.ln_1.weight").data() -
+                                 model.parameters().data());
+    for (std::size_t k = 0; k < reported.size(); ++k) {
+        const float* final_grad = model.parameters().grad() + reported[k];
+        CHECK(std::equal(seen[k].begin(), seen[k].end(), final_grad));
+    }
+    SECTION("no reports without grad, nor after the hook is removed") {
+        reported.clear();
+        {
+            nanogpt::NoGradGuard no_grad;
+            (void)model.forward(x, y);
+        }
+        CHECK(reported.empty());
+        model.on_gradients_ready({});
+        model.zero_grad();
+        model.forward(x, y).loss.backward();
+        CHECK(reported.empty());
+    }
+}

@@ -315,3 +315,51 @@ TEST_CASE("optim: LRSchedule warmup, cosine decay and floor", "[optim]") {
         for (std::int64_t it = 10; it < 110; ++it) CHECK(s.at(it) > s.at(it + 1));
     }
 }
+
+TEST_CASE("optim: AdamW over shards equals AdamW over the whole buffer (ZeRO-1)", "[optim]") {
+    // Three parameters (two decayed) and shard edges inside them: each shard's optimizer keeps
+    // moments for its range only and updates only it; together they are the whole update.
+    const std::int64_t n = 2 * 3 + 5 + 4 * 2;
+    auto make = [] {
+        Parameters<float> p(n);
+        p.add("w", Shape{2, 3}, Init::normal(1.0));
+        p.add("b", Shape{5}, Init::normal(1.0));
+        p.add("u", Shape{4, 2}, Init::normal(1.0));
+        return p;
+    };
+    Parameters<float> whole = make(), sharded = make();
+    AdamW<float> opt(whole);
+    const std::int64_t edges[] = {0, 4, 9, n};
+    std::vector<AdamW<float>> shards;
+    for (int s = 0; s < 3; ++s) shards.emplace_back(sharded, AdamWConfig{}, edges[s], edges[s + 1]);
+    CHECK(shards[1].m().size() == 5);
+    CHECK(shards[1].shard_begin() == 4);
+    for (int step = 0; step < 3; ++step) {
+        for (std::int64_t i = 0; i < n; ++i)
+            whole.grad()[i] = sharded.grad()[i] = 0.1f * static_cast<float>((i * 31 + step) % 7) - 0.3f;
+        opt.step(1e-2, 0.5);
+        for (AdamW<float>& shard : shards) shard.step(1e-2, 0.5);
+    }
+    for (std::int64_t i = 0; i < n; ++i) CHECK(sharded.data()[i] == whole.data()[i]);
+    for (int s = 0; s < 3; ++s) {
+        for (std::int64_t i = edges[s]; i < edges[s + 1]; ++i) {
+            CHECK(shards[s].m()[i - edges[s]] == opt.m()[i]);
+            CHECK(shards[s].v()[i - edges[s]] == opt.v()[i]);
+        }
+    }
+    SECTION("a shard outside the buffer is an error") {
+        CHECK_THROWS_WITH((AdamW<float>(whole, AdamWConfig{}, 4, n + 1)),
+                          Contains("AdamW: shard [4, 20) is not within the 19 parameters"));
+    }
+}
+
+TEST_CASE("optim: sum_of_squares over ranges adds up to grad_norm", "[optim]") {
+    const std::int64_t n = 200003;
+    Parameters<float> p(n);
+    p.add("w", Shape{n}, Init::normal(1.0));
+    for (std::int64_t i = 0; i < n; ++i) p.grad()[i] = p.data()[i];
+    const double whole = nanogpt::grad_norm(p);
+    const double halves = std::sqrt(nanogpt::sum_of_squares(p.grad(), 70001) +
+                                    nanogpt::sum_of_squares(p.grad() + 70001, n - 70001));
+    CHECK(halves == Approx(whole).epsilon(1e-12));
+}
