@@ -13,7 +13,7 @@
 
 #include <nanogpt/bpe_tokenizer.hpp>
 #include <nanogpt/detail/json.hpp>
-#include <nanogpt/detail/random.hpp>
+#include <nanogpt/random.hpp>
 #include <nanogpt/detail/utf8.hpp>
 
 namespace nanogpt_test {

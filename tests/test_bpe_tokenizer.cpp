@@ -19,7 +19,7 @@
 #include <nanogpt/bpe_tokenizer.hpp>
 #include <nanogpt/data.hpp>
 #include <nanogpt/detail/hash.hpp>
-#include <nanogpt/detail/random.hpp>
+#include <nanogpt/random.hpp>
 
 #include "synthetic_bpe.hpp"
 

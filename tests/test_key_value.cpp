@@ -8,7 +8,7 @@
 #include <string>      // std::string
 #include <vector>      // std::vector
 
-#include <nanogpt/detail/random.hpp>
+#include <nanogpt/random.hpp>
 #include <nanogpt/key_value.hpp>
 
 #include "../examples/train_config.hpp"

@@ -33,8 +33,8 @@
 
 #include <nanogpt/config.hpp>
 #include <nanogpt/detail/hash.hpp>
-#include <nanogpt/detail/random.hpp>
 #include <nanogpt/file_io.hpp>
+#include <nanogpt/random.hpp>
 #include <nanogpt/model.hpp>
 #include <nanogpt/optim.hpp>
 
