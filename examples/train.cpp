@@ -111,13 +111,13 @@ private:
         return nanogpt::AdamW<float>(model_.parameters(), s_.adamw, begin, end);
     }
 
+    /// The weights and this rank's range of the moments straight from the file (no copy).
     void resume() {
-        checkpoint_.restore(model_, &optimizer_);
+        checkpoint_ = nanogpt::load_checkpoint_into(ckpt_path_, model_, &optimizer_);
         if (!checkpoint_.has_optimizer)
             throw std::runtime_error("resume: " + ckpt_path_ + " has no optimizer state");
         state_ = checkpoint_.training;
         data_rng_.set_state(state_.data_rng);
-        checkpoint_ = {};  // free the copy of the weights
     }
 
     bool leader() const { return comm_.rank() == 0; }
@@ -150,22 +150,16 @@ private:
 
     /// Every rank holds the same weights, optimizer state and sampler (each draws the whole
     /// global batch), so rank 0's checkpoint resumes with any number of ranks.
+    /// Rank 0 writes the file as it goes; under ZeRO-1 the other ranks send their shards of the
+    /// moments piece by piece meanwhile, so no rank holds a second copy of them.
     void save(std::int64_t iter) {
         state_.iter = iter;
         state_.data_rng = data_rng_.state();
-        if (optimizer_.m().size() == static_cast<std::size_t>(model_.parameters().size())) {
+        comm_.save_moments(optimizer_, [&](const nanogpt::MomentReader<float>& moments) {
             on_leader([&] {
-                nanogpt::save_checkpoint(ckpt_path_, model_, &optimizer_, vocabulary_, state_);
+                nanogpt::save_checkpoint(ckpt_path_, model_, &optimizer_.config(),
+                                         optimizer_.steps(), moments, vocabulary_, state_);
             });
-            return;
-        }
-        // ZeRO-1: rank 0 collects the moments' shards (a full copy: not yet streamed).
-        nanogpt::AdamW<float> whole(model_.parameters(), s_.adamw);
-        comm_.gather_to_leader(optimizer_.m(), whole.m());
-        comm_.gather_to_leader(optimizer_.v(), whole.v());
-        whole.set_steps(optimizer_.steps());
-        on_leader([&] {
-            nanogpt::save_checkpoint(ckpt_path_, model_, &whole, vocabulary_, state_);
         });
     }
 

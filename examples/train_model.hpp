@@ -33,7 +33,9 @@ public:
         s_.model.vocab_size = meta_.vocab_size;
         if (s_.init_from.rfind("gpt2", 0) == 0) return load_gpt2();
         if (s_.init_from == "resume") {
-            checkpoint = nanogpt::load_checkpoint<float>(ckpt_path);
+            // Only the fields before the weights: the trainer reads those straight into the
+            // model and optimizer once they exist (load_checkpoint_into).
+            checkpoint = nanogpt::load_checkpoint_header<float>(ckpt_path);
             // Like nanoGPT, the checkpoint decides the model's shape; say so when the config
             // differs.
             const nanogpt::GPTConfig& c = checkpoint.config;

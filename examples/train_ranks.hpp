@@ -5,10 +5,12 @@
 
 #include <algorithm>  // std::copy
 #include <cstdint>    // std::int64_t, std::int32_t
+#include <functional> // std::function
 #include <memory>     // std::unique_ptr, std::make_unique
 #include <utility>    // std::pair
 #include <vector>     // std::vector
 
+#include <nanogpt/checkpoint.hpp>
 #include <nanogpt/data.hpp>
 #include <nanogpt/model.hpp>
 #include <nanogpt/optim.hpp>
@@ -27,6 +29,9 @@ namespace examples {
 // the shared seed and keeps rows [rank*B/N, (rank+1)*B/N); its loss is the mean over its rows,
 // so the mean of the ranks' gradients is the gradient of the global batch's mean loss. Only rank
 // 0 writes files and prints. Every call below is collective: all ranks make it, in the same order.
+
+/// Writes a checkpoint given the reader of the optimizer's moments (Communicator::save_moments).
+using MomentWriter = std::function<void(const nanogpt::MomentReader<float>&)>;
 
 /// Milliseconds one step spent communicating, and how many of them the training thread waited.
 struct CommMs {
@@ -57,9 +62,14 @@ public:
     /// ZeRO-1: every rank's updated shard to every rank.
     virtual void gather_parameters() {}
     virtual CommMs take_timing() { return {}; }
-    /// Concatenates every rank's `local` shard (shard sizes in rank order) into `all` on rank 0.
-    virtual void gather_to_leader(const std::vector<float>& local, std::vector<float>& all) {
-        all = local;
+    /// Calls write(moments) (rank 0 writes, the others skip it), where `moments` gives AdamW's
+    /// m and v in save_checkpoint's order (nanogpt::MomentReader), each piece from the rank whose
+    /// shard holds it; meanwhile the other ranks send theirs.
+    virtual void save_moments(const nanogpt::AdamW<float>& optimizer, const MomentWriter& write) {
+        write([&](int which, std::int64_t begin, std::int64_t count, float* out) {
+            const std::vector<float>& from = which == 0 ? optimizer.m() : optimizer.v();
+            std::copy(from.begin() + begin, from.begin() + begin + count, out);
+        });
     }
     virtual double average(double value) { return value; }
     /// True on every rank when any rank passes true (failures, stop requests).
@@ -92,22 +102,57 @@ public:
         const nanogpt::CommTiming t = sync_->take_timing();
         return {t.busy_ms, t.exposed_ms};
     }
-    void gather_to_leader(const std::vector<float>& local, std::vector<float>& all) override {
-        std::vector<int> counts(static_cast<std::size_t>(world_size())), displs(counts.size());
-        const int count = static_cast<int>(local.size());
-        nanogpt::detail::check_mpi(
-            MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, MPI_COMM_WORLD),
-            "MPI_Gather");
-        std::int64_t total = 0;
-        for (std::size_t r = 0; r < counts.size(); ++r) {
-            displs[r] = static_cast<int>(total);
-            total += counts[r];
+    // ZeRO-1: rank 0 receives each piece of m and v from the ranks whose shards hold it, in
+    // save_checkpoint's order, while it writes; whatever the writer did not ask for (it failed)
+    // is still received, so no rank waits forever in a send.
+    void save_moments(const nanogpt::AdamW<float>& optimizer, const MomentWriter& write) override {
+        if (sync_->options().zero_stage == 0 || world_size() == 1)
+            return Communicator::save_moments(optimizer, write);
+        const std::vector<nanogpt::ShardRange>& shards = sync_->shards();
+        const std::int64_t n = shards.back().end, piece = nanogpt::kCheckpointPiece;
+        const nanogpt::ShardRange own = sync_->shard();
+        auto part = [](const nanogpt::ShardRange& s, std::int64_t begin, std::int64_t count) {
+            return nanogpt::ShardRange{std::max(begin, s.begin), std::min(begin + count, s.end)};
+        };
+        if (rank() != 0) {
+            for (int which = 0; which < 2; ++which) {
+                const std::vector<float>& from = which == 0 ? optimizer.m() : optimizer.v();
+                for (std::int64_t begin = 0; begin < n; begin += piece) {
+                    const nanogpt::ShardRange p = part(own, begin, std::min(piece, n - begin));
+                    if (p.size() <= 0) continue;
+                    nanogpt::detail::check_mpi(
+                        MPI_Send(from.data() + (p.begin - own.begin), static_cast<int>(p.size()),
+                                 MPI_FLOAT, 0, which, MPI_COMM_WORLD),
+                        "save_moments: MPI_Send");
+                }
+            }
+            return;
         }
-        if (rank() == 0) all.resize(static_cast<std::size_t>(total));
-        nanogpt::detail::check_mpi(
-            MPI_Gatherv(local.data(), count, MPI_FLOAT, all.data(), counts.data(), displs.data(),
-                        MPI_FLOAT, 0, MPI_COMM_WORLD),
-            "MPI_Gatherv");
+        int next_which = 0;
+        std::int64_t next_begin = 0;  // the first piece not yet received
+        auto receive = [&](int which, std::int64_t begin, std::int64_t count, float* out) {
+            if (which != next_which || begin != next_begin)
+                throw std::logic_error("save_moments: pieces asked for out of order");
+            const std::vector<float>& mine = which == 0 ? optimizer.m() : optimizer.v();
+            for (std::size_t r = 0; r < shards.size(); ++r) {
+                const nanogpt::ShardRange p = part(shards[r], begin, count);
+                if (p.size() <= 0) continue;
+                if (r == 0) {
+                    std::copy(mine.begin() + p.begin, mine.begin() + p.end, out + (p.begin - begin));
+                } else {
+                    nanogpt::detail::check_mpi(
+                        MPI_Recv(out + (p.begin - begin), static_cast<int>(p.size()), MPI_FLOAT,
+                                 static_cast<int>(r), which, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+                        "save_moments: MPI_Recv");
+                }
+            }
+            next_begin = begin + count;
+            if (next_begin >= n) next_which = which + 1, next_begin = 0;
+        };
+        write(receive);
+        std::vector<float> scratch(static_cast<std::size_t>(std::min(piece, n)));
+        while (next_which < 2)
+            receive(next_which, next_begin, std::min(piece, n - next_begin), scratch.data());
     }
     double average(double value) override { return nanogpt::allreduce_mean(value); }
     bool any(bool local) override { return nanogpt::any_rank_failed(local); }

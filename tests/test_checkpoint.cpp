@@ -326,3 +326,82 @@ TEST_CASE("checkpoint: a version-1 file written before the format change still l
     CHECK(load_checkpoint<float>(again).weights == ck.weights);
     std::remove(again.c_str());
 }
+
+TEST_CASE("checkpoint: saving and resuming stream, without a second copy of the model") {
+    // A model whose checkpoint (weights, m, v: 3 x 4 bytes per parameter) is many times the
+    // pieces the streaming code holds (one piece of the moments, a 1 MiB write buffer).
+    GPTConfig c = GPTConfig::tiny();
+    c.vocab_size = 512;
+    c.block_size = 64;
+    c.n_layer = 6;
+    c.n_head = 4;
+    c.n_embd = 256;
+    GPT<float> model(c, 3);
+    AdamW<float> optimizer(model.parameters());
+    const std::int64_t n = model.parameters().size();
+    REQUIRE(n > 4 * kCheckpointPiece);
+    for (std::int64_t i = 0; i < n; ++i) {
+        optimizer.m()[static_cast<std::size_t>(i)] = 1e-3f * static_cast<float>(i % 1000);
+        optimizer.v()[static_cast<std::size_t>(i)] = 2e-3f * static_cast<float>(i % 999);
+    }
+    optimizer.set_steps(7);
+    const std::string path = temp_path("stream.bin");
+    const std::size_t piece_bytes = static_cast<std::size_t>(kCheckpointPiece) * sizeof(float);
+    nanogpt_test::reset_largest_allocation();
+    save_checkpoint(path, model, &optimizer, {}, TrainingState{5, 1.5, {}});
+    CHECK(nanogpt_test::largest_allocation() <= piece_bytes + 4096);
+    REQUIRE(std::filesystem::file_size(path) > 3 * static_cast<std::uintmax_t>(n) * 4);
+
+    SECTION("load_checkpoint_into fills the model and an optimizer's shard straight from the file") {
+        GPT<float> into(c, 99);
+        const std::int64_t edge = n / 3 + 17;  // a shard edge inside some tensor
+        AdamW<float> low(into.parameters(), AdamWConfig{}, 0, edge);
+        AdamW<float> high(into.parameters(), AdamWConfig{}, edge, n);
+        nanogpt_test::reset_largest_allocation();
+        const Checkpoint<float> ck = load_checkpoint_into(path, into, &low);
+        CHECK(nanogpt_test::largest_allocation() <= piece_bytes + 4096);
+        (void)load_checkpoint_into(path, into, &high);
+        CHECK(ck.weights.empty());
+        CHECK(ck.has_optimizer);
+        CHECK(ck.training.iter == 5);
+        CHECK(low.steps() == 7);
+        CHECK(std::equal(into.parameters().data(), into.parameters().data() + n,
+                         model.parameters().data()));
+        CHECK(std::equal(low.m().begin(), low.m().end(), optimizer.m().begin()));
+        CHECK(std::equal(low.v().begin(), low.v().end(), optimizer.v().begin()));
+        CHECK(std::equal(high.m().begin(), high.m().end(), optimizer.m().begin() + edge));
+        CHECK(std::equal(high.v().begin(), high.v().end(), optimizer.v().begin() + edge));
+        GPT<float> other(GPTConfig::tiny(), 1);
+        CHECK_THROWS_WITH(load_checkpoint_into(path, other, static_cast<AdamW<float>*>(nullptr)),
+                          Catch::Contains("configuration does not match"));
+        const Checkpoint<float> header = load_checkpoint_header<float>(path);
+        CHECK(header.config == c);
+        CHECK(header.weights.empty());
+    }
+    SECTION("the moments are asked for in order, piece by piece, and make the same file") {
+        std::vector<std::int64_t> asked;  // which, begin, count, ...
+        const MomentReader<float> moments = [&](int which, std::int64_t begin, std::int64_t count,
+                                                float* out) {
+            asked.insert(asked.end(), {which, begin, count});
+            const std::vector<float>& from = which == 0 ? optimizer.m() : optimizer.v();
+            std::copy(from.begin() + begin, from.begin() + begin + count, out);
+        };
+        const std::string other = temp_path("stream_reader.bin");
+        save_checkpoint(other, model, &optimizer.config(), optimizer.steps(), moments,
+                        std::vector<std::string>{}, TrainingState{5, 1.5, {}});
+        std::vector<std::int64_t> expected;
+        for (std::int64_t which = 0; which < 2; ++which) {
+            for (std::int64_t begin = 0; begin < n; begin += kCheckpointPiece)
+                expected.insert(expected.end(), {which, begin, std::min(kCheckpointPiece, n - begin)});
+        }
+        CHECK(asked == expected);
+        CHECK(read_bytes(other) == read_bytes(path));
+        std::remove(other.c_str());
+    }
+    SECTION("an optimizer over a shard needs a MomentReader") {
+        AdamW<float> shard(model.parameters(), AdamWConfig{}, 0, n / 2);
+        CHECK_THROWS_WITH(save_checkpoint(temp_path("shard.bin"), model, &shard, {}),
+                          Catch::Contains("holds a shard of the moments (ZeRO-1)"));
+    }
+    std::remove(path.c_str());
+}

@@ -13,7 +13,10 @@
 //   u64 FNV-1a hash of every byte before it
 //
 // Files are written durably and atomically (file_io.hpp), so a crash mid-write never destroys the
-// previous checkpoint. The reader accepts every version from 1 to kCheckpointVersion. It checks the
+// previous checkpoint. Writing and resuming stream: save_checkpoint hands the bytes to the file as
+// it makes them, and load_checkpoint_into reads the weights and moments straight into the model
+// and optimizer (only a sharded optimizer's range, for ZeRO-1), so neither holds a second copy of
+// a model that barely fits in memory. The reader accepts every version from 1 to kCheckpointVersion. It checks the
 // size, magic, version and hash before parsing, then every field against the bytes that remain
 // BEFORE allocating anything for it, and the configuration against the limits in config.hpp; a
 // truncated, corrupt or mismatched file throws std::runtime_error naming the file. The hash detects
@@ -21,12 +24,18 @@
 // Builds on model.hpp and optim.hpp; read next: examples/train_shakespeare_char.cpp.
 #pragma once
 
-#include <algorithm>    // std::copy
+#include <algorithm>    // std::copy, std::min, std::max
+#include <cerrno>       // errno
 #include <cstdint>      // fixed-width integers
+#include <cstdio>       // std::FILE, std::fopen, std::fread, std::rewind
+#include <filesystem>   // std::filesystem::is_regular_file, file_size
 #include <cstring>      // std::memcpy
+#include <functional>   // std::function
+#include <memory>       // std::unique_ptr
 #include <limits>       // std::numeric_limits
 #include <stdexcept>    // std::runtime_error
 #include <string>       // std::string
+#include <system_error> // std::error_code
 #include <type_traits>  // std::type_identity_t (so nullptr can be passed as the optimizer), is_same
 #include <utility>      // std::move
 #include <vector>       // std::vector
@@ -99,35 +108,60 @@ struct Checkpoint {
 
 namespace detail {
 
-/// Appends raw little-endian values to a byte buffer.
+/// save_checkpoint's output: little-endian values, hashed (FNV-1a) and passed on in pieces of
+/// about 1 MiB. Without a destination it only counts them, which gives the file size first.
 class ByteWriter {
 public:
+    ByteWriter() = default;
+    explicit ByteWriter(const WriteBytes& out) : out_(&out) {}
+
     template <class V>
     void put(const V& value) {
-        const auto* p = reinterpret_cast<const unsigned char*>(&value);
-        bytes_.insert(bytes_.end(), p, p + sizeof(V));
+        put_bytes(&value, sizeof(V));
     }
     template <class V>
     void put_array(const V* values, std::size_t n) {
-        const auto* p = reinterpret_cast<const unsigned char*>(values);
-        bytes_.insert(bytes_.end(), p, p + n * sizeof(V));
+        put_bytes(values, n * sizeof(V));
     }
     void put_state(const Random::State& s) {
         put_array(s.words, 4);
         put(s.spare_normal);
         put(static_cast<std::uint8_t>(s.has_spare_normal));
     }
-    std::vector<unsigned char>& bytes() { return bytes_; }
+    /// Passes on what is still buffered.
+    void flush() {
+        if (out_ != nullptr && !buffer_.empty()) (*out_)(buffer_.data(), buffer_.size());
+        buffer_.clear();
+    }
+    bool counting() const { return out_ == nullptr; }
+    std::uint64_t size() const { return size_; }
+    std::uint64_t hash() const { return hash_; }
 
 private:
-    std::vector<unsigned char> bytes_;
+    void put_bytes(const void* data, std::size_t n) {
+        size_ += n;
+        if (out_ == nullptr) return;
+        hash_ = fnv1a(data, n, hash_);
+        const auto* p = static_cast<const unsigned char*>(data);
+        if (buffer_.size() + n > kBuffer) flush();
+        if (n >= kBuffer) return (*out_)(p, n);  // large arrays go straight through
+        buffer_.insert(buffer_.end(), p, p + n);
+    }
+
+    static constexpr std::size_t kBuffer = std::size_t{1} << 20;
+    const WriteBytes* out_ = nullptr;
+    std::vector<unsigned char> buffer_;
+    std::uint64_t size_ = 0, hash_ = kFnv1aBasis;
 };
 
-/// Reads values back with a bounds check on every field, naming it when the file ends early.
+/// Reads values back with a bounds check on every field, naming it when the file ends early:
+/// from bytes in memory, or (with a file) straight from the file, which is never held whole.
 class ByteReader {
 public:
     ByteReader(const std::vector<unsigned char>& bytes, std::size_t end, std::string path)
-        : bytes_(bytes), end_(end), path_(std::move(path)) {}
+        : bytes_(bytes.data()), end_(end), path_(std::move(path)) {}
+    ByteReader(std::FILE* file, std::size_t end, std::string path)
+        : file_(file), end_(end), path_(std::move(path)) {}
 
     template <class V>
     V get(const char* field) {
@@ -155,11 +189,16 @@ public:
 private:
     void take(void* out, std::size_t n, const char* field) {
         if (n > end_ - pos_) fail(std::string("truncated in ") + field);
-        std::memcpy(out, bytes_.data() + pos_, n);
+        if (file_ == nullptr) {
+            std::memcpy(out, bytes_ + pos_, n);
+        } else if (std::fread(out, 1, n, file_) != n) {
+            fail(std::string("cannot read ") + field);
+        }
         pos_ += n;
     }
 
-    const std::vector<unsigned char>& bytes_;
+    const unsigned char* bytes_ = nullptr;
+    std::FILE* file_ = nullptr;
     std::size_t end_;
     std::size_t pos_ = 0;
     std::string path_;
@@ -167,18 +206,27 @@ private:
 
 }  // namespace detail
 
-/// Saves the model (and optimizer state when given, and the tokenizer's symbols) to path.
+/// Hands save_checkpoint AdamW's moments piece by piece: fills out[0, count) with m (which = 0)
+/// or v (which = 1) of the elements [begin, begin + count). save_checkpoint asks for all of m,
+/// then all of v, in order, in pieces of kCheckpointPiece elements (the last one shorter), so
+/// processes that hold shards of them (ZeRO-1) can send them in that same order.
 template <class T>
-void save_checkpoint(const std::string& path, GPT<T>& model,
-                     const std::type_identity_t<AdamW<T>>* optimizer,
-                     const std::vector<std::string>& vocabulary,
-                     const TrainingState& training = {}) {
-    detail::ByteWriter w;
+using MomentReader =
+    std::function<void(int which, std::int64_t begin, std::int64_t count, T* out)>;
+inline constexpr std::int64_t kCheckpointPiece = std::int64_t{1} << 20;
+
+namespace detail {
+
+// Every field of the file but the final hash, in order (counted first, then written).
+template <class T>
+void write_checkpoint_fields(ByteWriter& w, GPT<T>& model, const AdamWConfig* adamw,
+                             std::int64_t adamw_steps, const MomentReader<T>& moments,
+                             const std::vector<std::string>& vocabulary,
+                             const TrainingState& training, std::uint64_t total_size) {
     w.put_array(kCheckpointMagic, 8);
     w.put(kCheckpointVersion);
     w.put(static_cast<std::uint32_t>(sizeof(T)));
-    const std::size_t size_field = w.bytes().size();
-    w.put(std::uint64_t{0});  // patched below, once the size is known
+    w.put(total_size);
     w.put(checkpoint_element_type<T>());
     const GPTConfig& c = model.config();
     for (std::int64_t v : {c.block_size, c.vocab_size, c.n_layer, c.n_head, c.n_embd}) w.put(v);
@@ -194,54 +242,143 @@ void save_checkpoint(const std::string& path, GPT<T>& model,
     w.put(training.best_val_loss);
     w.put_state(model.dropout_generator().state());
     w.put_state(training.data_rng);
-    const auto n = static_cast<std::size_t>(model.parameters().size());
+    const std::int64_t n = model.parameters().size();
     w.put(static_cast<std::uint64_t>(n));
-    w.put_array(model.parameters().data(), n);
-    w.put(static_cast<std::uint8_t>(optimizer != nullptr));
-    if (optimizer != nullptr) {
-        const AdamWConfig& a = optimizer->config();
-        for (double v : {a.beta1, a.beta2, a.eps, a.weight_decay}) w.put(v);
-        w.put(optimizer->steps());
-        w.put_array(optimizer->m().data(), n);
-        w.put_array(optimizer->v().data(), n);
+    w.put_array(model.parameters().data(), static_cast<std::size_t>(n));
+    w.put(static_cast<std::uint8_t>(adamw != nullptr));
+    if (adamw == nullptr) return;
+    for (double v : {adamw->beta1, adamw->beta2, adamw->eps, adamw->weight_decay}) w.put(v);
+    w.put(adamw_steps);
+    std::vector<T> piece(static_cast<std::size_t>(w.counting() ? 0 : std::min(n, kCheckpointPiece)));
+    for (int which = 0; which < 2; ++which) {
+        for (std::int64_t begin = 0; begin < n; begin += kCheckpointPiece) {
+            const std::int64_t count = std::min(kCheckpointPiece, n - begin);
+            if (!w.counting()) moments(which, begin, count, piece.data());
+            w.put_array(piece.data(), static_cast<std::size_t>(count));
+        }
     }
-    const std::uint64_t total = w.bytes().size() + sizeof(std::uint64_t);
-    std::memcpy(w.bytes().data() + size_field, &total, sizeof(total));
-    w.put(detail::fnv1a(w.bytes().data(), w.bytes().size()));
-    write_file_atomically(path, {{w.bytes().data(), w.bytes().size()}}, "checkpoint");
 }
 
-/// Validates and decodes the bytes of a checkpoint file; `path` names it in errors.
+}  // namespace detail
+
+/// Saves the model, the optimizer's settings, steps and moments (when adamw is not null; the
+/// moments come from `moments`), the tokenizer's symbols and the training state to path, writing
+/// as it goes: besides the model, memory holds one piece of the moments.
 template <class T>
-Checkpoint<T> parse_checkpoint(const std::vector<unsigned char>& bytes, const std::string& path) {
-    detail::ByteReader header(bytes, bytes.size(), path);
-    if (bytes.size() < 32 || std::memcmp(bytes.data(), kCheckpointMagic, 8) != 0) {
+void save_checkpoint(const std::string& path, GPT<T>& model, const AdamWConfig* adamw,
+                     std::int64_t adamw_steps, const MomentReader<T>& moments,
+                     const std::vector<std::string>& vocabulary,
+                     const TrainingState& training = {}) {
+    detail::ByteWriter counter;
+    detail::write_checkpoint_fields(counter, model, adamw, adamw_steps, moments, vocabulary,
+                                    training, 0);
+    const std::uint64_t total = counter.size() + sizeof(std::uint64_t);
+    write_file_atomically(
+        path,
+        [&](const WriteBytes& out) {
+            detail::ByteWriter w(out);
+            detail::write_checkpoint_fields(w, model, adamw, adamw_steps, moments, vocabulary,
+                                            training, total);
+            w.put(w.hash());
+            w.flush();
+        },
+        "checkpoint");
+}
+
+/// Saves the model (and optimizer state when given, and the tokenizer's symbols) to path.
+template <class T>
+void save_checkpoint(const std::string& path, GPT<T>& model,
+                     const std::type_identity_t<AdamW<T>>* optimizer,
+                     const std::vector<std::string>& vocabulary,
+                     const TrainingState& training = {}) {
+    if (optimizer != nullptr && optimizer->shard_end() - optimizer->shard_begin() !=
+                                    model.parameters().size()) {
+        throw std::invalid_argument(
+            "save_checkpoint: the optimizer holds a shard of the moments (ZeRO-1); pass a "
+            "MomentReader that collects them instead");
+    }
+    const MomentReader<T> moments = [&](int which, std::int64_t begin, std::int64_t count,
+                                        T* out) {
+        const std::vector<T>& from = which == 0 ? optimizer->m() : optimizer->v();
+        std::copy(from.begin() + begin, from.begin() + begin + count, out);
+    };
+    save_checkpoint(path, model, optimizer != nullptr ? &optimizer->config() : nullptr,
+                    optimizer != nullptr ? optimizer->steps() : 0, moments, vocabulary, training);
+}
+
+namespace detail {
+
+/// Where read_checkpoint_fields puts the weights and moments: into the Checkpoint's vectors
+/// (both null), straight into a model's parameters and an optimizer's range of the moments, or
+/// nowhere (header_only: it stops before the weights).
+template <class T>
+struct CheckpointTargets {
+    bool header_only = false;
+    GPT<T>* model = nullptr;
+    AdamW<T>* optimizer = nullptr;
+};
+
+// Reads all of m, then all of v, a piece at a time, keeping the optimizer's range of each.
+template <class T>
+void read_moment_shard(ByteReader& r, std::int64_t n, AdamW<T>& optimizer) {
+    if (optimizer.shard_end() > n) r.fail("the optimizer's shard lies beyond the moments");
+    std::vector<T> piece(static_cast<std::size_t>(std::min(n, kCheckpointPiece)));
+    for (std::vector<T>* into : {&optimizer.m(), &optimizer.v()}) {
+        for (std::int64_t begin = 0; begin < n; begin += kCheckpointPiece) {
+            const std::int64_t count = std::min(kCheckpointPiece, n - begin);
+            r.get_array(piece.data(), static_cast<std::size_t>(count), "optimizer");
+            const std::int64_t lo = std::max(begin, optimizer.shard_begin());
+            const std::int64_t hi = std::min(begin + count, optimizer.shard_end());
+            if (lo < hi)
+                std::copy(piece.begin() + (lo - begin), piece.begin() + (hi - begin),
+                          into->begin() + (lo - optimizer.shard_begin()));
+        }
+    }
+}
+
+/// The checks before parsing, on the file's first 24 bytes (`start`; `size` below 32 when the
+/// file is shorter) and its size; returns the format version. The caller checks the hash, then
+/// the element size (check_element_size), in that order.
+template <class T>
+std::uint32_t check_checkpoint_start(const unsigned char* start, std::uint64_t size,
+                                     const std::string& path) {
+    const std::vector<unsigned char> none;
+    ByteReader header(none, 0, path);
+    if (size < 32 || std::memcmp(start, kCheckpointMagic, 8) != 0) {
         header.fail("not a nanogpt checkpoint (bad magic or too short)");
     }
     std::uint32_t version = 0, element_bytes = 0;
     std::uint64_t total_size = 0;
-    std::memcpy(&version, bytes.data() + 8, 4);
-    std::memcpy(&element_bytes, bytes.data() + 12, 4);
-    std::memcpy(&total_size, bytes.data() + 16, 8);
+    std::memcpy(&version, start + 8, 4);
+    std::memcpy(&element_bytes, start + 12, 4);
+    std::memcpy(&total_size, start + 16, 8);
     if (version < 1 || version > kCheckpointVersion) {
         header.fail("format version " + std::to_string(version) + ", this build reads versions 1 to " +
                     std::to_string(kCheckpointVersion));
     }
-    if (total_size != bytes.size()) {
-        header.fail("file has " + std::to_string(bytes.size()) + " bytes but its header says " +
-                    std::to_string(total_size) + (total_size > bytes.size() ? " (truncated)" : ""));
+    if (total_size != size) {
+        header.fail("file has " + std::to_string(size) + " bytes but its header says " +
+                    std::to_string(total_size) + (total_size > size ? " (truncated)" : ""));
     }
-    const std::size_t body = bytes.size() - sizeof(std::uint64_t);
-    std::uint64_t stored_hash = 0;
-    std::memcpy(&stored_hash, bytes.data() + body, sizeof(stored_hash));
-    if (stored_hash != detail::fnv1a(bytes.data(), body))
-        header.fail("checksum mismatch (file is corrupt)");
-    if (element_bytes != sizeof(T)) {
-        header.fail("stores " + std::to_string(element_bytes) + "-byte elements, expected " +
-                    std::to_string(sizeof(T)));
-    }
+    return version;
+}
 
-    detail::ByteReader r(bytes, body, path);
+template <class T>
+void check_element_size(const unsigned char* start, const std::string& path) {
+    std::uint32_t element_bytes = 0;
+    std::memcpy(&element_bytes, start + 12, 4);
+    if (element_bytes != sizeof(T)) {
+        throw std::runtime_error("checkpoint '" + path + "': stores " +
+                                 std::to_string(element_bytes) + "-byte elements, expected " +
+                                 std::to_string(sizeof(T)));
+    }
+}
+
+/// The fields after the checks (the element size and type first), from a reader at the file's
+/// start whose end is the hash.
+template <class T>
+Checkpoint<T> read_checkpoint_fields(ByteReader& r, std::uint32_t version, const std::string& path,
+                                     const CheckpointTargets<T>& to) {
     (void)r.get<std::uint64_t>("magic");
     (void)r.get<std::uint64_t>("version");
     (void)r.get<std::uint64_t>("size");
@@ -294,8 +431,15 @@ Checkpoint<T> parse_checkpoint(const std::vector<unsigned char>& bytes, const st
                std::to_string(n * sizeof(T)) + " bytes, " + std::to_string(r.remaining()) +
                " remain");
     }
-    ck.weights.resize(static_cast<std::size_t>(n));
-    r.get_array(ck.weights.data(), n, "weights");
+    if (to.model != nullptr && !(to.model->config() == ck.config))
+        r.fail("the model's configuration does not match the checkpoint's");
+    if (to.header_only) return ck;
+    T* weights = to.model != nullptr ? to.model->parameters().data() : nullptr;
+    if (weights == nullptr) {
+        ck.weights.resize(static_cast<std::size_t>(n));
+        weights = ck.weights.data();
+    }
+    r.get_array(weights, n, "weights");
     ck.has_optimizer = r.get<std::uint8_t>("optimizer") != 0;
     if (ck.has_optimizer) {
         ck.adamw.beta1 = r.get<double>("optimizer");
@@ -304,20 +448,107 @@ Checkpoint<T> parse_checkpoint(const std::vector<unsigned char>& bytes, const st
         ck.adamw.weight_decay = r.get<double>("optimizer");
         ck.adamw_steps = r.get<std::int64_t>("optimizer");
         if (n > r.remaining() / sizeof(T) / 2) r.fail("truncated in optimizer");
-        ck.adamw_m.resize(static_cast<std::size_t>(n));
-        ck.adamw_v.resize(static_cast<std::size_t>(n));
-        r.get_array(ck.adamw_m.data(), n, "optimizer");
-        r.get_array(ck.adamw_v.data(), n, "optimizer");
+        if (to.optimizer != nullptr) {
+            read_moment_shard(r, static_cast<std::int64_t>(n), *to.optimizer);
+            to.optimizer->set_steps(ck.adamw_steps);
+        } else {
+            ck.adamw_m.resize(static_cast<std::size_t>(n));
+            ck.adamw_v.resize(static_cast<std::size_t>(n));
+            r.get_array(ck.adamw_m.data(), n, "optimizer");
+            r.get_array(ck.adamw_v.data(), n, "optimizer");
+        }
     }
     if (r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " unexpected trailing bytes");
     return ck;
+}
+
+/// The stored hash and the hash of the bytes before it, reading the file a piece at a time.
+inline bool checkpoint_file_hash_matches(std::FILE* file, std::uint64_t body, const std::string& path) {
+    std::vector<unsigned char> buffer(std::size_t{1} << 20);
+    std::uint64_t hash = kFnv1aBasis;
+    for (std::uint64_t done = 0; done < body;) {
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), body - done));
+        if (std::fread(buffer.data(), 1, n, file) != n)
+            throw std::runtime_error("checkpoint '" + path + "': cannot read file");
+        hash = fnv1a(buffer.data(), n, hash);
+        done += n;
+    }
+    std::uint64_t stored = 0;
+    if (std::fread(&stored, 1, sizeof stored, file) != sizeof stored)
+        throw std::runtime_error("checkpoint '" + path + "': cannot read file");
+    return stored == hash;
+}
+
+// Checks the file (size, magic, version, hash: one pass) and reads its fields (a second pass)
+// into `to`, never holding the file in memory.
+template <class T>
+Checkpoint<T> read_checkpoint_file(const std::string& path, const CheckpointTargets<T>& to) {
+    struct Close {
+        void operator()(std::FILE* f) const { std::fclose(f); }
+    };
+    const std::string who = "checkpoint '" + path + "'";
+    errno = 0;
+    std::unique_ptr<std::FILE, Close> file(std::fopen(path.c_str(), "rb"));
+    if (!file) io_fail(who, "cannot open file", errno);
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) io_fail(who, "not a regular file", 0);
+    const std::uint64_t size = std::filesystem::file_size(path, ec);
+    if (ec) io_fail(who, "cannot read file", 0);
+    unsigned char start[24] = {};
+    const std::size_t got = std::fread(start, 1, sizeof start, file.get());
+    const std::uint32_t version = check_checkpoint_start<T>(start, got < sizeof start ? got : size, path);
+    std::rewind(file.get());
+    const std::uint64_t body = size - sizeof(std::uint64_t);
+    if (!to.header_only && !checkpoint_file_hash_matches(file.get(), body, path))
+        throw std::runtime_error("checkpoint '" + path + "': checksum mismatch (file is corrupt)");
+    check_element_size<T>(start, path);
+    std::rewind(file.get());
+    ByteReader r(file.get(), static_cast<std::size_t>(body), path);
+    return read_checkpoint_fields<T>(r, version, path, to);
+}
+
+}  // namespace detail
+
+/// Validates and decodes the bytes of a checkpoint file held in memory; `path` names it in
+/// errors.
+template <class T>
+Checkpoint<T> parse_checkpoint(const std::vector<unsigned char>& bytes, const std::string& path) {
+    const std::uint32_t version = detail::check_checkpoint_start<T>(bytes.data(), bytes.size(), path);
+    const std::size_t body = bytes.size() - sizeof(std::uint64_t);
+    std::uint64_t stored_hash = 0;
+    std::memcpy(&stored_hash, bytes.data() + body, sizeof(stored_hash));
+    if (stored_hash != detail::fnv1a(bytes.data(), body))
+        throw std::runtime_error("checkpoint '" + path + "': checksum mismatch (file is corrupt)");
+    detail::check_element_size<T>(bytes.data(), path);
+    detail::ByteReader r(bytes, body, path);
+    return detail::read_checkpoint_fields<T>(r, version, path, {});
 }
 
 /// Reads and validates a checkpoint written by save_checkpoint (any version up to
 /// kCheckpointVersion) with the same element type.
 template <class T>
 Checkpoint<T> load_checkpoint(const std::string& path) {
-    return parse_checkpoint<T>(read_file_bytes(path, "checkpoint"), path);
+    return detail::read_checkpoint_file<T>(path, {});
+}
+
+/// The fields before the weights (configuration, vocabulary, training state): what a program
+/// needs to build the model that load_checkpoint_into then fills. Checks the size, magic and
+/// version and every field it reads, but not the hash: that would read the whole file, and
+/// load_checkpoint_into checks it.
+template <class T>
+Checkpoint<T> load_checkpoint_header(const std::string& path) {
+    return detail::read_checkpoint_file<T>(path, {true, nullptr, nullptr});
+}
+
+/// Reads the weights straight into `model` (whose configuration must match) and, when the file
+/// has them and optimizer is not null, the moments of the optimizer's range (its shard under
+/// ZeRO-1) and its steps; returns the other fields (no weights or moments). The dropout
+/// generator's state is restored too. Holds at most one piece of the moments besides.
+template <class T>
+Checkpoint<T> load_checkpoint_into(const std::string& path, GPT<T>& model, AdamW<T>* optimizer) {
+    Checkpoint<T> ck = detail::read_checkpoint_file<T>(path, {false, &model, optimizer});
+    model.dropout_generator().set_state(ck.dropout_rng);
+    return ck;
 }
 
 }  // namespace nanogpt

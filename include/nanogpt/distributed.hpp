@@ -219,6 +219,8 @@ public:
 
     /// The elements this rank's optimizer updates (the whole buffer without ZeRO-1).
     ShardRange shard() const { return shards_[static_cast<std::size_t>(rank_)]; }
+    /// Every rank's shard, in rank order.
+    const std::vector<ShardRange>& shards() const { return shards_; }
     /// Multiplies the summed gradient into the mean over the ranks.
     double gradient_scale() const { return 1.0 / world_size_; }
     const GradientSyncOptions& options() const { return options_; }

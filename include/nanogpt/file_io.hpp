@@ -16,6 +16,7 @@
 #include <cstdio>            // std::fopen, std::fread, std::fwrite, std::fclose
 #include <cstring>           // std::strerror
 #include <filesystem>        // std::filesystem::rename, remove, path
+#include <functional>        // std::function
 #include <initializer_list>  // std::initializer_list
 #include <memory>            // std::unique_ptr
 #include <stdexcept>         // std::runtime_error
@@ -73,10 +74,16 @@ inline bool sync_fd(int fd) {
 
 }  // namespace detail
 
-/// Writes the pieces, in order, to path durably and atomically (see the top of this file).
-/// Errors are std::runtime_error messages starting with `who` (e.g. "checkpoint") and naming the
-/// file.
-inline void write_file_atomically(const std::string& path, std::initializer_list<ByteRange> pieces,
+/// Receives a file's contents piece by piece, in order (see the streaming write_file_atomically).
+using WriteBytes = std::function<void(const void* data, std::size_t size)>;
+
+/// Writes to path durably and atomically (see the top of this file) what `produce` passes, piece
+/// by piece, to the WriteBytes it is given: contents too large to hold in memory twice (a
+/// checkpoint) are written as they are made. Errors are std::runtime_error messages starting with
+/// `who` (e.g. "checkpoint") and naming the file; an exception from `produce` removes the
+/// temporary file and propagates.
+inline void write_file_atomically(const std::string& path,
+                                  const std::function<void(const WriteBytes&)>& produce,
                                   const std::string& who) {
     const std::string tmp = path + ".tmp";
     auto discard = [&] {
@@ -87,28 +94,42 @@ inline void write_file_atomically(const std::string& path, std::initializer_list
     errno = 0;
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) detail::io_fail(who, "cannot open '" + tmp + "' for writing", errno);
-    bool written = true;
-    for (const ByteRange& piece : pieces)
-        written = written && detail::write_all(fd, piece.data, piece.size);
-    const int write_error = errno;
-    const bool synced = written && detail::sync_fd(fd);
+    const WriteBytes write = [&](const void* data, std::size_t size) {
+        if (!detail::write_all(fd, data, size))
+            detail::io_fail(who, "writing '" + tmp + "' failed (disk full?)", errno);
+    };
+    try {
+        produce(write);
+    } catch (...) {
+        ::close(fd);
+        discard();
+        throw;
+    }
+    const bool synced = detail::sync_fd(fd);
     const int sync_error = errno;
     const bool closed = ::close(fd) == 0;
-    if (!written || !synced || !closed) {
+    if (!synced || !closed) {
         discard();
-        detail::io_fail(who, std::string(!written ? "writing" : !synced ? "syncing" : "closing") +
-                                 " '" + tmp + "' failed (disk full?)",
-                        !written ? write_error : sync_error);
+        detail::io_fail(who, std::string(!synced ? "syncing" : "closing") + " '" + tmp +
+                                 "' failed (disk full?)",
+                        sync_error);
     }
 #else
     errno = 0;
     std::FILE* f = std::fopen(tmp.c_str(), "wb");
     if (f == nullptr) detail::io_fail(who, "cannot open '" + tmp + "' for writing", errno);
-    bool written = true;
-    for (const ByteRange& piece : pieces)
-        written = written && std::fwrite(piece.data, 1, piece.size, f) == piece.size;
-    const bool closed = std::fclose(f) == 0;
-    if (!written || !closed) {
+    const WriteBytes write = [&](const void* data, std::size_t size) {
+        if (std::fwrite(data, 1, size, f) != size)
+            detail::io_fail(who, "writing '" + tmp + "' failed (disk full?)", 0);
+    };
+    try {
+        produce(write);
+    } catch (...) {
+        std::fclose(f);
+        discard();
+        throw;
+    }
+    if (std::fclose(f) != 0) {
         discard();
         detail::io_fail(who, "writing '" + tmp + "' failed (disk full?)", 0);
     }
@@ -130,6 +151,20 @@ inline void write_file_atomically(const std::string& path, std::initializer_list
     ::close(dfd);
     if (!dir_synced) detail::io_fail(who, "cannot sync directory '" + dir + "'", dir_error);
 #endif
+}
+
+
+/// Writes the pieces, in order, to path durably and atomically (see the top of this file).
+/// Errors are std::runtime_error messages starting with `who` (e.g. "checkpoint") and naming the
+/// file.
+inline void write_file_atomically(const std::string& path, std::initializer_list<ByteRange> pieces,
+                                  const std::string& who) {
+    write_file_atomically(
+        path,
+        [&](const WriteBytes& write) {
+            for (const ByteRange& piece : pieces) write(piece.data, piece.size);
+        },
+        who);
 }
 
 /// write_file_atomically for one piece of text.
