@@ -405,3 +405,29 @@ TEST_CASE("checkpoint: saving and resuming stream, without a second copy of the 
     }
     std::remove(path.c_str());
 }
+
+TEST_CASE("checkpoint: a staged checkpoint is written only when committed (issue 11, item 7)") {
+    Trained run;
+    const std::string path = temp_path("pending.bin");
+    save_checkpoint(path, run.model, &run.optimizer, run.tokenizer.symbols());
+    const std::vector<char> good = read_bytes(path);
+    PendingCheckpoint pending;
+    CHECK_FALSE(pending.pending());
+    CHECK_FALSE(pending.commit());
+    run.step(some_tokens());
+    pending.stage(path, run.model, &run.optimizer, run.tokenizer.symbols(), TrainingState{1});
+    CHECK(pending.pending());
+    CHECK(read_bytes(path) == good);  // staging leaves the file alone (it writes <path>.pending)
+    CHECK(std::filesystem::exists(path + ".pending"));
+    pending.discard();               // the step after it diverged
+    CHECK_FALSE(pending.commit());
+    CHECK(read_bytes(path) == good);
+    CHECK_FALSE(std::filesystem::exists(path + ".pending"));
+    pending.stage(path, run.model, &run.optimizer, run.tokenizer.symbols(), TrainingState{1});
+    CHECK(pending.commit());  // the step after it was sound
+    const Checkpoint<float> ck = load_checkpoint<float>(path);
+    CHECK(ck.training.iter == 1);
+    CHECK(std::equal(ck.weights.begin(), ck.weights.end(), run.model.parameters().data()));
+    CHECK_FALSE(pending.pending());
+    std::remove(path.c_str());
+}

@@ -306,6 +306,57 @@ void save_checkpoint(const std::string& path, GPT<T>& model,
                     optimizer != nullptr ? optimizer->steps() : 0, moments, vocabulary, training);
 }
 
+/// A checkpoint kept beside the previous one, in "<path>.pending", until the training step after
+/// it has shown that its weights are sound, then renamed over it. One update can make the
+/// weights enormous yet finite: the evaluation right after it may still look fine and save them,
+/// and only the next step's loss or gradient norm is NaN. Training stages each checkpoint here,
+/// commits it once the following step produced a finite loss and gradient norm, and discards it
+/// when that step diverges, so <path> is always the last checkpoint that was followed by a good
+/// step. Staging streams to disk like save_checkpoint, so it holds no copy of the model.
+class PendingCheckpoint {
+public:
+    /// Writes the checkpoint of this moment to "<path>.pending" (replacing one staged before).
+    template <class T>
+    void stage(const std::string& path, GPT<T>& model,
+               const std::type_identity_t<AdamW<T>>* optimizer,
+               const std::vector<std::string>& vocabulary, const TrainingState& training) {
+        path_ = path;
+        staged_ = false;
+        save_checkpoint(pending_path(), model, optimizer, vocabulary, training);
+        staged_ = true;
+    }
+    /// The same with the moments from a MomentReader (an optimizer sharded over ranks).
+    template <class T>
+    void stage(const std::string& path, GPT<T>& model, const AdamWConfig* adamw,
+               std::int64_t adamw_steps, const MomentReader<T>& moments,
+               const std::vector<std::string>& vocabulary, const TrainingState& training) {
+        path_ = path;
+        staged_ = false;
+        save_checkpoint(pending_path(), model, adamw, adamw_steps, moments, vocabulary, training);
+        staged_ = true;
+    }
+    bool pending() const { return staged_; }
+    /// Renames the staged checkpoint over <path> (durably, atomically); false if none is staged.
+    bool commit() {
+        if (!staged_) return false;
+        staged_ = false;
+        rename_file_durably(pending_path(), path_, "checkpoint");
+        return true;
+    }
+    /// Forgets the staged checkpoint: <path> stays the previous one.
+    void discard() {
+        if (!staged_) return;
+        staged_ = false;
+        std::error_code ignored;
+        std::filesystem::remove(pending_path(), ignored);
+    }
+    std::string pending_path() const { return path_ + ".pending"; }
+
+private:
+    std::string path_;
+    bool staged_ = false;
+};
+
 namespace detail {
 
 /// Where read_checkpoint_fields puts the weights and moments: into the Checkpoint's vectors

@@ -74,6 +74,30 @@ inline bool sync_fd(int fd) {
 
 }  // namespace detail
 
+/// Renames `from` over `to` (atomic within one directory on POSIX file systems), then fsyncs the
+/// directory so the rename itself reaches the disk; `from` is removed when the rename fails.
+inline void rename_file_durably(const std::string& from, const std::string& to,
+                                const std::string& who) {
+    std::error_code ec;
+    std::filesystem::rename(from, to, ec);
+    if (ec) {
+        std::error_code ignored;
+        std::filesystem::remove(from, ignored);
+        throw std::runtime_error(who + ": cannot rename '" + from + "' to '" + to +
+                                 "': " + ec.message());
+    }
+#if NANOGPT_HAS_POSIX_IO
+    const std::filesystem::path parent = std::filesystem::path(to).parent_path();
+    const std::string dir = parent.empty() ? std::string(".") : parent.string();
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_CLOEXEC);
+    if (dfd < 0) detail::io_fail(who, "cannot open directory '" + dir + "' to sync it", errno);
+    const bool dir_synced = detail::sync_fd(dfd);
+    const int dir_error = errno;
+    ::close(dfd);
+    if (!dir_synced) detail::io_fail(who, "cannot sync directory '" + dir + "'", dir_error);
+#endif
+}
+
 /// Receives a file's contents piece by piece, in order (see the streaming write_file_atomically).
 using WriteBytes = std::function<void(const void* data, std::size_t size)>;
 
@@ -134,23 +158,7 @@ inline void write_file_atomically(const std::string& path,
         detail::io_fail(who, "writing '" + tmp + "' failed (disk full?)", 0);
     }
 #endif
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-        discard();
-        throw std::runtime_error(who + ": cannot rename '" + tmp + "' to '" + path +
-                                 "': " + ec.message());
-    }
-#if NANOGPT_HAS_POSIX_IO
-    const std::filesystem::path parent = std::filesystem::path(path).parent_path();
-    const std::string dir = parent.empty() ? std::string(".") : parent.string();
-    const int dfd = ::open(dir.c_str(), O_RDONLY | O_CLOEXEC);
-    if (dfd < 0) detail::io_fail(who, "cannot open directory '" + dir + "' to sync it", errno);
-    const bool dir_synced = detail::sync_fd(dfd);
-    const int dir_error = errno;
-    ::close(dfd);
-    if (!dir_synced) detail::io_fail(who, "cannot sync directory '" + dir + "'", dir_error);
-#endif
+    rename_file_durably(tmp, path, who);
 }
 
 
