@@ -9,6 +9,7 @@
 #include <cmath>      // std::isfinite
 #include <cstdint>    // std::int64_t
 #include <fstream>    // std::ifstream
+#include <iterator>   // std::begin, std::end
 #include <map>        // std::map
 #include <stdexcept>  // std::invalid_argument
 #include <string>     // std::string, std::stoll, std::stod
@@ -66,12 +67,30 @@ inline const ConfigKey kTrainKeys[] = {
     {"seed", KeyType::integer, "1337", "seed of the weights, dropout and batches"},
     {"threads", KeyType::integer, "0", "OpenMP threads (0: all cores)"},
     {"peak_gflops", KeyType::real, "527", "peak FP32 GFLOP/s that MFU is measured against"},
-    // data-parallel (train_mpi; one process ignores them)
+};
+
+#ifdef NANOGPT_USE_MPI
+/// train_mpi's own keys: how the ranks combine their gradients (docs/mpi.md). One process has no
+/// use for them, so train does not know them.
+inline const ConfigKey kDataParallelKeys[] = {
     {"zero_stage", KeyType::integer, "0", "1: each MPI rank keeps the AdamW state of 1/N of the parameters (ZeRO-1); 0: all of it"},
     {"overlap_comm", KeyType::boolean, "false", "reduce gradients in buckets while the backward computes the lower layers"},
     {"bucket_mb", KeyType::real, "4", "with overlap_comm: the smallest gradient bucket in MB (adjacent layers join until they reach it; 0: one per layer)"},
 };
+#endif
 // clang-format on
+
+/// Every key this program takes, in table order: kTrainKeys, and kDataParallelKeys in train_mpi.
+inline const std::vector<ConfigKey>& train_keys() {
+    static const std::vector<ConfigKey> keys = [] {
+        std::vector<ConfigKey> all(std::begin(kTrainKeys), std::end(kTrainKeys));
+#ifdef NANOGPT_USE_MPI
+        all.insert(all.end(), std::begin(kDataParallelKeys), std::end(kDataParallelKeys));
+#endif
+        return all;
+    }();
+    return keys;
+}
 
 struct Preset {
     const char* name;
@@ -132,7 +151,7 @@ inline const Preset* find_preset(const std::string& name) {
 class TrainConfig {
 public:
     TrainConfig() {
-        for (const ConfigKey& k : kTrainKeys) values_[k.key] = k.default_value;
+        for (const ConfigKey& k : train_keys()) values_[k.key] = k.default_value;
     }
 
     /// Sets key from text; `where` ("file.txt:3", "--batch_size") prefixes any error.
@@ -201,7 +220,7 @@ public:
     /// The effective configuration as a config file (table order), loadable by load_file.
     std::string to_text() const {
         std::string s;
-        for (const ConfigKey& k : kTrainKeys) {
+        for (const ConfigKey& k : train_keys()) {
             std::string line = std::string(k.key) + " = " + nanogpt::quote_value(values_.at(k.key));
             line.resize(std::max<std::size_t>(line.size() + 2, 44), ' ');
             s += line + "# " + k.help + "\n";
@@ -212,7 +231,7 @@ public:
     /// The README's table of keys (the README embeds exactly this text; a test checks it).
     static std::string markdown_table() {
         std::string s = "| key | default | meaning |\n|---|---|---|\n";
-        for (const ConfigKey& k : kTrainKeys) {
+        for (const ConfigKey& k : train_keys()) {
             const std::string value =
                 *k.default_value != '\0' ? std::string("`") + k.default_value + "`" : "(empty)";
             s += std::string("| `") + k.key + "` | " + value + " | " + k.help + " |\n";
@@ -222,7 +241,7 @@ public:
 
 private:
     static const ConfigKey* find(const std::string& key) {
-        for (const ConfigKey& k : kTrainKeys)
+        for (const ConfigKey& k : train_keys())
             if (key == k.key) return &k;
         return nullptr;
     }

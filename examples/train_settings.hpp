@@ -102,7 +102,7 @@ inline void print_help() {
     for (const Preset& p : train_presets())
         std::printf("  %-18s %s\n", p.name, p.help);
     std::cout << "\nKeys (nanoGPT's names and defaults):\n";
-    for (const ConfigKey& k : kTrainKeys) {
+    for (const ConfigKey& k : train_keys()) {
         std::printf("  --%-28s %-18s %s\n", k.key, k.default_value, k.help);
     }
 }
@@ -119,9 +119,10 @@ struct Settings {
     double grad_clip, peak_gflops;
     std::uint64_t seed;
     int threads;
-    int zero_stage;     // data-parallel: 1 shards the AdamW state over the ranks (ZeRO-1)
-    bool overlap_comm;  // data-parallel: reduce gradients during the backward
-    double bucket_mb;   // data-parallel with overlap_comm: the smallest gradient bucket
+    // train_mpi only (kDataParallelKeys); one process keeps these defaults.
+    int zero_stage = 0;         // 1 shards the AdamW state over the ranks (ZeRO-1)
+    bool overlap_comm = false;  // reduce gradients during the backward
+    double bucket_mb = 4;       // with overlap_comm: the smallest gradient bucket
 };
 
 inline Settings read_settings(const TrainConfig& c) {
@@ -175,6 +176,7 @@ inline Settings read_settings(const TrainConfig& c) {
     s.peak_gflops = c.real("peak_gflops");
     if (!(s.peak_gflops > 0)) throw std::invalid_argument("key 'peak_gflops' must be > 0");
     s.seed = static_cast<std::uint64_t>(c.integer("seed"));
+#ifdef NANOGPT_USE_MPI
     s.zero_stage = static_cast<int>(c.integer("zero_stage"));
     if (s.zero_stage != 0 && s.zero_stage != 1) {
         throw std::invalid_argument("key 'zero_stage' must be 0 or 1, got " +
@@ -184,6 +186,7 @@ inline Settings read_settings(const TrainConfig& c) {
     s.bucket_mb = c.real("bucket_mb");
     if (!(s.bucket_mb >= 0))
         throw std::invalid_argument("key 'bucket_mb' must be >= 0, got " + c.text("bucket_mb"));
+#endif
     return s;
 }
 
