@@ -222,7 +222,12 @@ namespace {
 /// attacker who recomputes FNV-1a writes.
 std::vector<char> crafted_checkpoint(const GPTConfig& c, std::uint64_t n_weights,
                                      std::size_t weights_present) {
-    detail::ByteWriter w;
+    std::vector<char> bytes;
+    const WriteBytes append = [&](const void* data, std::size_t size) {
+        const auto* p = static_cast<const char*>(data);
+        bytes.insert(bytes.end(), p, p + size);
+    };
+    detail::ByteWriter w(append);
     w.put_array(kCheckpointMagic, 8);
     w.put(std::uint32_t{2});
     w.put(std::uint32_t{4});
@@ -241,10 +246,12 @@ std::vector<char> crafted_checkpoint(const GPTConfig& c, std::uint64_t n_weights
     const std::vector<float> weights(weights_present, 0.5f);
     w.put_array(weights.data(), weights.size());
     w.put(std::uint8_t{0});
-    const std::uint64_t total = w.bytes().size() + 8;
-    std::memcpy(w.bytes().data() + 16, &total, 8);
-    w.put(detail::fnv1a(w.bytes().data(), w.bytes().size()));
-    return {w.bytes().begin(), w.bytes().end()};
+    w.flush();
+    const std::uint64_t total = bytes.size() + 8;
+    std::memcpy(bytes.data() + 16, &total, 8);
+    const std::uint64_t hash = detail::fnv1a(bytes.data(), bytes.size());
+    append(&hash, sizeof hash);
+    return bytes;
 }
 
 }  // namespace
