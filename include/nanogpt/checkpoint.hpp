@@ -16,13 +16,13 @@
 // previous checkpoint. Writing and resuming stream: save_checkpoint hands the bytes to the file as
 // it makes them, and load_checkpoint_into reads the weights and moments straight into the model
 // and optimizer (only a sharded optimizer's range, for ZeRO-1), so neither holds a second copy of
-// a model that barely fits in memory. The reader accepts every version from 1 to kCheckpointVersion. It checks the
-// size, magic, version and hash before parsing, then every field against the bytes that remain
+// a model that barely fits in memory. The reader accepts every version from 1 to
+// kCheckpointVersion. It checks the size, magic, version and hash before parsing, then every field against the bytes that remain
 // BEFORE allocating anything for it, and the configuration against the limits in config.hpp; a
 // truncated, corrupt or mismatched file throws std::runtime_error naming the file. The hash detects
 // accidents, not attacks: anyone can recompute it, so the checks never rely on it.
-// PendingCheckpoint holds a checkpoint until the training step after it has proved the weights
-// sound (the divergence rule, docs/formats.md).
+// PendingCheckpoint keeps a checkpoint in "<path>.pending" until the training step after it has
+// proved the weights sound (the divergence rule, docs/formats.md).
 // Builds on model.hpp and optim.hpp; read next: examples/train_shakespeare_char.cpp.
 #pragma once
 
