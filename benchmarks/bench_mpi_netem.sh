@@ -8,7 +8,7 @@
 # (not hidden behind the backward), as medians over the steps after the first (warm-up).
 #
 # Needs root (ip netns, tc), iproute2, Open MPI, a build with -DNANOGPT_WITH_MPI=ON (prepare,
-# train, train_mpi) and the data in ../shared/data. Sets up and removes its namespaces itself;
+# train, train_mpi, mpi_link) and the data in ../shared/data. Sets up and removes its namespaces itself;
 # nothing leaves the veth pair and the namespaces' loopbacks.
 #
 #   sudo benchmarks/bench_mpi_netem.sh [build-dir] [models] [bandwidths] [steps] [gpt2-steps]
@@ -148,6 +148,7 @@ for model in ${models}; do
     for bw in ${bandwidths}; do
         shape "${bw}"
         echo
+        echo "${bw} link as measured by mpi_link: $("${mpirun_two[@]}" "${build}/mpi_link" 64 3)"
         n=$([[ ${model} == gpt2 ]] && echo "${gpt2_steps}" || echo "${steps}")
         echo "## ${model}, ${bw}, global batch 4, ${n} steps (medians of steps 2..${n})"
         echo "| run | tokens/s | vs 1 rank | ms/step | comm ms/step | exposed ms/step | hidden |"
