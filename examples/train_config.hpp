@@ -1,5 +1,5 @@
 // train_config.hpp — the training program's configuration: ONE table of keys (name, type,
-// nanoGPT's default, help) from which --help, out_dir/config.txt and the README's table are all
+// nanoGPT's default, help) from which --help, out_dir/config.txt and docs/training.md's table are all
 // produced; named presets that override some keys; plain-text config files of `key = value`
 // lines ('#' comments); and type checks whose errors name the key and where it was set.
 // Not part of the library; used by examples/train.cpp.
@@ -209,7 +209,7 @@ public:
         return s;
     }
 
-    /// The README's table of keys (the README embeds exactly this text; a test checks it).
+    /// The table of keys in docs/training.md (which embeds exactly this text; a test checks it).
     static std::string markdown_table() {
         std::string s = "| key | default | meaning |\n|---|---|---|\n";
         for (const ConfigKey& k : kTrainKeys) {
