@@ -50,6 +50,7 @@ inline const ConfigKey kTrainKeys[] = {
     {"n_embd", KeyType::integer, "768", "channels (embedding width)"},
     {"dropout", KeyType::real, "0.0", "dropout probability while training"},
     {"bias", KeyType::boolean, "false", "biases in Linear and LayerNorm layers"},
+    {"fused_attention", KeyType::boolean, "true", "attention by the fused kernel; false: op by op, as nanoGPT (slower; same losses; not saved in ckpt.bin)"},
     // optimizer
     {"learning_rate", KeyType::real, "6e-4", "peak learning rate"},
     {"max_iters", KeyType::integer, "600000", "optimizer steps in total"},
