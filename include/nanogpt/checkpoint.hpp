@@ -517,7 +517,8 @@ Checkpoint<T> read_checkpoint_fields(ByteReader& r, std::uint32_t version, const
 
 /// The stored hash and the hash of the bytes before it, reading the file a piece at a time.
 inline bool checkpoint_file_hash_matches(std::FILE* file, std::uint64_t body, const std::string& path) {
-    std::vector<unsigned char> buffer(std::size_t{1} << 20);
+    // Small: it is allocated before any field is checked (a hostile file gets no large buffer).
+    std::vector<unsigned char> buffer(std::size_t{1} << 15);
     std::uint64_t hash = kFnv1aBasis;
     for (std::uint64_t done = 0; done < body;) {
         const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), body - done));
