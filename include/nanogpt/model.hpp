@@ -63,6 +63,18 @@ public:
         return out;
     }
 
+    /// Logits (1, T, vocab_size) for idx [1, T], the positions right after those already in
+    /// `cache`, which then holds them too: a generation step (no loss; use it under NoGradGuard).
+    /// Starts a new graph, like forward.
+    Output forward(const Tensor<std::int32_t>& idx, KVCache<T>& cache) {
+        if (idx.dim() != 2 || idx.size(0) != 1) {
+            throw std::invalid_argument("GPT::forward: with a KV cache idx must be [1, T], got " +
+                                        idx.shape().to_string());
+        }
+        const Tensor<T> x = hidden_states(idx, &cache);  // (1, T, C)
+        return {linear(x, wte_.weight), Tensor<T>()};     // (1, T, V)
+    }
+
     /// Appends max_new_tokens sampled tokens to `tokens` (cropping the context to block_size),
     /// calling on_token for each new one as it is produced; returns the whole sequence. With the
     /// KV cache (the default) each step processes only the new token; without it, each step runs
@@ -92,10 +104,9 @@ public:
             if (use_kv_cache) {
                 if (cache.start() != start) cache.reset(start);  // the window slid: rebuild
                 const std::int64_t first = start + cache.length();
-                cache.forward(tokens.data() + first, size - first, wte_, wpe_, blocks_, ln_f_,
-                              logits.data());
+                last_logits(tokens.data() + first, size - first, logits.data(), &cache);
             } else {
-                last_logits_uncached(tokens.data() + start, size - start, logits.data());
+                last_logits(tokens.data() + start, size - start, logits.data(), nullptr);
             }
             for (T v : logits) {
                 if (!std::isfinite(static_cast<double>(v))) {
@@ -145,11 +156,13 @@ private:
         ModeGuard& operator=(const ModeGuard&) = delete;
     };
 
-    /// nanoGPT-style step: a forward over the whole context, then the head on the last row only.
-    void last_logits_uncached(const std::int32_t* context, std::int64_t len, T* logits) {
+    /// One generation step: the forward over `len` tokens, then the head on the last row only.
+    /// Without a cache the tokens are the whole context (nanoGPT's way); with one they are the
+    /// positions after the cached ones, which the cache then holds too.
+    void last_logits(const std::int32_t* tokens, std::int64_t len, T* logits, KVCache<T>* cache) {
         Tensor<std::int32_t> idx(Shape{1, len});
-        std::copy(context, context + len, idx.data());
-        Tensor<T> x = hidden_states(idx);  // (1, len, C)
+        std::copy(tokens, tokens + len, idx.data());
+        Tensor<T> x = hidden_states(idx, cache);  // (1, len, C)
         kernels::linear_forward(logits, x.data() + (len - 1) * config_.n_embd, wte_.weight.data(),
                                 static_cast<const T*>(nullptr), 1, config_.n_embd,
                                 config_.vocab_size);
@@ -167,24 +180,30 @@ private:
         return blocks;
     }
 
-    Tensor<T> hidden_states(const Tensor<std::int32_t>& idx) {
+    /// The blocks' output after ln_f for idx [B, T]; with a cache, idx holds the positions after
+    /// the cached ones (B = 1).
+    Tensor<T> hidden_states(const Tensor<std::int32_t>& idx, KVCache<T>* cache = nullptr) {
         if (idx.dim() != 2) {
             throw std::invalid_argument("GPT::forward: idx must be [B, T], got " +
                                         idx.shape().to_string());
         }
-        const std::int64_t t = idx.size(1);
-        if (t < 1 || t > config_.block_size) {
+        const std::int64_t t = idx.size(1), pos0 = cache ? cache->length() : 0;
+        if (t < 1 || pos0 + t > config_.block_size) {
             throw std::invalid_argument(
-                "GPT::forward: sequence length " + std::to_string(t) +
+                "GPT::forward: sequence length " + std::to_string(pos0 + t) +
                 " is outside [1, block_size = " + std::to_string(config_.block_size) + "]");
         }
         // Validate before begin_graph, so a bad call leaves the caller's previous graph intact.
         check_token_ids(idx.data(), idx.numel(), config_.vocab_size, "GPT::forward");
         Tape::current().begin_graph();
-        const auto pos = Tensor<std::int32_t>::view(Shape{t}, positions_.data(), nullptr);  // (T)
-        Tensor<T> x = drop_.forward(add(wte_.forward(idx), wpe_.forward(pos)));  // (B, T, C)
-        for (const auto& block : blocks_) x = block.forward(x);                  // (B, T, C)
-        return ln_f_.forward(x);                                                 // (B, T, C)
+        const auto pos =
+            Tensor<std::int32_t>::view(Shape{t}, positions_.data() + pos0, nullptr);  // (T)
+        Tensor<T> x = drop_.forward(add(wte_.forward(idx), wpe_.forward(pos)));     // (B, T, C)
+        for (std::size_t l = 0; l < blocks_.size(); ++l) {
+            const auto layer = static_cast<std::int64_t>(l);
+            x = blocks_[l].forward(x, cache ? cache->layer(layer) : KVCacheLayer<T>());  // (B, T, C)
+        }
+        return ln_f_.forward(x);  // (B, T, C)
     }
 
     GPTConfig config_;
