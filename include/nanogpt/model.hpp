@@ -34,19 +34,22 @@ public:
 
     /// Builds and initialises the model (GPT-2's scheme) from `seed`; validates the config.
     explicit GPT(const GPTConfig& config, std::uint64_t seed = 1337)
-        : config_((config.validate(), config)),
-          params_(config.num_parameters(), seed),
-          dropout_(
-              std::make_shared<DropoutControl>(DropoutControl{true, Random(splitmix64(seed))})),
-          wte_(params_, "wte", config.vocab_size, config.n_embd),
-          wpe_(params_, "wpe", config.block_size, config.n_embd),
-          drop_{config.dropout, dropout_},
-          blocks_(make_blocks()),
-          ln_f_(params_, "ln_f", config.n_embd, config.bias),
-          positions_(Shape{config.block_size}) {
-        std::iota(positions_.data(), positions_.data() + config.block_size, 0);
-        if (params_.used() != params_.size())
-            throw std::logic_error("GPT: parameter count formula is wrong");
+        : GPT(config, Parameters<T>((config.validate(), config.num_parameters()), seed), seed) {}
+
+    /// A model for sampling only, in eval mode: `weights` (config.num_parameters() of them, in
+    /// parameter order, as a checkpoint stores them) become its parameters, with no gradient
+    /// buffer, so it holds the weights' memory once (a training model: twice, and AdamW twice
+    /// more). forward and generate work as usual; backward and optimizers do not apply.
+    static GPT for_inference(const GPTConfig& config, std::vector<T> weights) {
+        config.validate();
+        if (static_cast<std::int64_t>(weights.size()) != config.num_parameters()) {
+            throw std::invalid_argument("GPT::for_inference: " + std::to_string(weights.size()) +
+                                        " weights, the configuration needs " +
+                                        std::to_string(config.num_parameters()));
+        }
+        GPT model(config, Parameters<T>::for_inference(std::move(weights)), 1337);
+        model.eval();
+        return model;
     }
 
     /// Logits for every position of idx [B, T]; with targets [B, T] also the mean loss.
@@ -146,6 +149,22 @@ public:
     }
 
 private:
+    GPT(const GPTConfig& config, Parameters<T> params, std::uint64_t seed)
+        : config_(config),
+          params_(std::move(params)),
+          dropout_(
+              std::make_shared<DropoutControl>(DropoutControl{true, Random(splitmix64(seed))})),
+          wte_(params_, "wte", config.vocab_size, config.n_embd),
+          wpe_(params_, "wpe", config.block_size, config.n_embd),
+          drop_{config.dropout, dropout_},
+          blocks_(make_blocks()),
+          ln_f_(params_, "ln_f", config.n_embd, config.bias),
+          positions_(Shape{config.block_size}) {
+        std::iota(positions_.data(), positions_.data() + config.block_size, 0);
+        if (params_.used() != params_.size())
+            throw std::logic_error("GPT: parameter count formula is wrong");
+    }
+
     /// Sets training mode for a scope and restores the previous mode when it ends.
     struct ModeGuard {
         GPT& model;

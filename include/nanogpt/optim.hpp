@@ -100,11 +100,23 @@ void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr
 }
 }  // namespace kernels
 
+namespace detail {
+/// Optimizers and clipping read the gradient buffer, which an inference model has none of.
+template <class T>
+void require_gradients(const Parameters<T>& params, const char* who) {
+    if (!params.has_gradients()) {
+        throw std::invalid_argument(std::string(who) +
+                                    ": the parameters have no gradient buffer (an inference "
+                                    "model, GPT::for_inference)");
+    }
+}
+}  // namespace detail
+
 template <class T>
 class AdamW {
 public:
     AdamW(Parameters<T>& params, const AdamWConfig& config = {})
-        : params_(&params),
+        : params_((detail::require_gradients(params, "AdamW"), &params)),
           config_((config.validate(), config)),
           m_(static_cast<std::size_t>(params.size()), T(0)),
           v_(static_cast<std::size_t>(params.size()), T(0)) {}
@@ -149,6 +161,7 @@ private:
 /// does not depend on the thread count.
 template <class T>
 double grad_norm(const Parameters<T>& params) {
+    detail::require_gradients(params, "grad_norm");
     const std::int64_t n = params.size(), chunk = 65536, chunks = (n + chunk - 1) / chunk;
     thread_local std::vector<double> partial_sums;  // kept between calls: no allocation per step
     partial_sums.assign(static_cast<std::size_t>(chunks), 0.0);
