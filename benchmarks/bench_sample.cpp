@@ -8,8 +8,9 @@
 //   ./build/bench_sample --checkpoint ckpt.bin ... --training_model true   # as before: for scale
 //
 // Weights are random (speed does not depend on them); both paths must produce the same greedy
-// tokens. With --checkpoint the model is loaded as the sample program loads it, an inference model
-// (GPT::for_inference); --training_model true loads it into a training model instead.
+// tokens. With --checkpoint the model is loaded as the sample program loads it: an inference
+// model (GPT::for_inference) without the optimizer state; --training_model true loads the whole
+// checkpoint into a training model instead (gradient buffer, AdamW's moments read).
 #include <algorithm>  // std::sort
 #include <chrono>     // std::chrono::steady_clock
 #include <cstdio>     // std::printf
@@ -41,7 +42,7 @@ nanogpt::GPT<float> make_model(const std::string& preset, const std::string& che
         return nanogpt::GPT<float>(config, 1337);
     }
     if (training_model) return nanogpt::load_checkpoint<float>(checkpoint).make_model();
-    auto ck = nanogpt::load_checkpoint<float>(checkpoint);
+    auto ck = nanogpt::load_checkpoint<float>(checkpoint, nanogpt::OptimizerState::skip);
     return nanogpt::GPT<float>::for_inference(ck.config, std::move(ck.weights));
 }
 
@@ -136,8 +137,8 @@ int main(int argc, char** argv) {
             "%s\n",
             loaded_rss, sampled_rss, sampled_rss * 1024 * 1024 / weight_bytes, weight_bytes / 1048576,
             checkpoint.empty()            ? " (a training model with random weights)"
-            : training_model ? " (checkpoint into a training model)"
-                             : " (checkpoint into an inference model)");
+            : training_model ? " (whole checkpoint into a training model)"
+                             : " (inference model, optimizer state skipped)");
         const double bandwidth = read_bandwidth_gbs(static_cast<std::size_t>(weight_bytes));
         const double dram = read_bandwidth_gbs(std::size_t{2} << 30);  // 2 GB: past any cache
         const double bound = bandwidth * 1e9 / weight_bytes;

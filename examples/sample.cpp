@@ -179,8 +179,8 @@ int run(examples::Args& args) {
         nanogpt::load_gpt2_safetensors(*model, weights);
         codec = gpt2_codec(encoder, merges);
     } else {
-        // Sampling needs no gradients: the model takes the checkpoint's weights without a copy.
-        auto checkpoint = nanogpt::load_checkpoint<float>(path);
+        // Sampling needs neither gradients nor AdamW's moments: the model holds the weights once.
+        auto checkpoint = nanogpt::load_checkpoint<float>(path, nanogpt::OptimizerState::skip);
         model = std::make_unique<nanogpt::GPT<float>>(nanogpt::GPT<float>::for_inference(
             checkpoint.config, std::move(checkpoint.weights)));
         if (!checkpoint.vocabulary.empty()) {

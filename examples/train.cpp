@@ -90,6 +90,7 @@ public:
           model_(ModelStart(s_, config_, meta_, leader()).make(checkpoint_, ckpt_path_)),
           optimizer_(model_.parameters(), s_.adamw),
           terminal_(stdout_is_terminal()) {
+        (void)model_.config().step_elements(s_.batch_size);  // a clear error before any batch
         for (const nanogpt::TokenFile* f : {&train_, &val_}) {
             f->check_vocabulary(meta_.vocab_size);
             f->check_length(s_.model.block_size);
@@ -216,8 +217,7 @@ void Trainer::start_outputs() {
     const std::string config_text = config_.to_text();
     on_leader([&] {
         std::filesystem::create_directories(s_.out_dir);
-        nanogpt::detail::write_file_atomically(s_.out_dir + "/config.txt",
-                                               {{config_text.data(), config_text.size()}}, "train");
+        nanogpt::write_file_atomically(s_.out_dir + "/config.txt", config_text, "train");
     });
     if (leader()) print_run(config_text);
     on_leader([&] { open_log(state_.iter); });
@@ -236,7 +236,7 @@ void Trainer::open_log(std::int64_t start_iter) {
             text += to_csv(r);
         }
     }
-    nanogpt::detail::write_file_atomically(path, {{text.data(), text.size()}}, "train");
+    nanogpt::write_file_atomically(path, text, "train");
     log_file_.open(path, std::ios::app);
     if (!log_file_) throw std::runtime_error("cannot open '" + path + "' for appending");
 }
@@ -276,8 +276,7 @@ void Trainer::evaluate(std::int64_t iter) {
     log({"eval", iter, train_loss, val_loss, s_.schedule.at(iter), ms, 0, 0});
     on_leader([&] {
         const std::string svg = loss_svg(rows_, s_.max_iters);
-        nanogpt::detail::write_file_atomically(s_.out_dir + "/loss.svg", {{svg.data(), svg.size()}},
-                                               "train");
+        nanogpt::write_file_atomically(s_.out_dir + "/loss.svg", svg, "train");
     });
     const bool improved = val_loss < state_.best_val_loss;
     if (improved) state_.best_val_loss = val_loss;

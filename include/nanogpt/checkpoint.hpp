@@ -1,8 +1,10 @@
 // checkpoint.hpp — one binary file holds everything needed to sample from a model or resume
-// its training exactly. Layout (all integers and floats little-endian, as on x86 and ARM):
+// its training exactly. Layout of version 2 (all integers and floats little-endian, as on x86 and
+// ARM; docs/formats.md describes every version and how to add a field):
 //
-//   magic "NGPTCKPT" (8 bytes) | u32 format version (1) | u32 bytes per element (4 or 8)
+//   magic "NGPTCKPT" (8 bytes) | u32 format version (2) | u32 bytes per element (4 or 8)
 //   u64 total file size in bytes (so truncation is reported as such)
+//   u32 element type (0 float32, 1 float64)                                 [version 2 and later]
 //   config:    i64 block_size, vocab_size, n_layer, n_head, n_embd | f64 dropout | u8 bias
 //   tokenizer: u32 kind (0 none, 1 characters) | u64 n | n x (u32 length, UTF-8 bytes)
 //   training:  i64 iter | f64 best_val_loss | 2 x generator state (model dropout, data sampler)
@@ -10,27 +12,33 @@
 //   optimizer: u8 present | [f64 beta1, beta2, eps, weight_decay | i64 steps | n elements m | n v]
 //   u64 FNV-1a hash of every byte before it
 //
-// Files are written to "<path>.tmp" and renamed over <path>, so a crash mid-write never destroys
-// the previous checkpoint. Reading checks the size, magic, version and hash before parsing, and
-// every field afterwards (a truncated, corrupt or mismatched file throws std::runtime_error).
+// Files are written durably and atomically (file_io.hpp), so a crash mid-write never destroys the
+// previous checkpoint. The reader accepts every version from 1 to kCheckpointVersion. It checks the
+// size, magic, version and hash before parsing, then every field against the bytes that remain
+// BEFORE allocating anything for it, and the configuration against the limits in config.hpp; a
+// truncated, corrupt or mismatched file throws std::runtime_error naming the file. The hash detects
+// accidents, not attacks: anyone can recompute it, so the checks never rely on it.
 // Builds on model.hpp and optim.hpp; read next: examples/train_shakespeare_char.cpp.
 #pragma once
 
-#include <algorithm>    // std::copy
+#include <algorithm>    // std::copy, std::min
+#include <cerrno>       // errno
 #include <cstdint>      // fixed-width integers
+#include <cstdio>       // std::FILE, std::fopen, std::fread, std::fseek
 #include <cstring>      // std::memcpy
-#include <fstream>      // std::ifstream
-#include <iterator>     // std::istreambuf_iterator
+#include <filesystem>   // std::filesystem::file_size, is_regular_file
+#include <memory>       // std::unique_ptr
 #include <limits>       // std::numeric_limits
 #include <stdexcept>    // std::runtime_error
 #include <string>       // std::string
-#include <type_traits>  // std::type_identity_t (so nullptr can be passed as the optimizer)
+#include <system_error>  // std::error_code
+#include <type_traits>  // std::type_identity_t (so nullptr can be passed as the optimizer), is_same
 #include <utility>      // std::move
 #include <vector>       // std::vector
 
 #include <nanogpt/config.hpp>
-#include <nanogpt/detail/atomic_file.hpp>
 #include <nanogpt/detail/hash.hpp>
+#include <nanogpt/file_io.hpp>
 #include <nanogpt/random.hpp>
 #include <nanogpt/model.hpp>
 #include <nanogpt/optim.hpp>
@@ -38,7 +46,16 @@
 namespace nanogpt {
 
 inline constexpr char kCheckpointMagic[8] = {'N', 'G', 'P', 'T', 'C', 'K', 'P', 'T'};
-inline constexpr std::uint32_t kCheckpointVersion = 1;
+/// The version save_checkpoint writes; load_checkpoint reads this one and every earlier one.
+inline constexpr std::uint32_t kCheckpointVersion = 2;
+
+/// The element type code of version 2 headers.
+template <class T>
+constexpr std::uint32_t checkpoint_element_type() {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                  "checkpoints hold float or double");
+    return std::is_same_v<T, float> ? 0 : 1;
+}
 
 /// Where a training run stands, saved so that resuming continues it exactly.
 struct TrainingState {
@@ -108,11 +125,55 @@ private:
     std::vector<unsigned char> bytes_;
 };
 
+/// Where a checkpoint is read from: its bytes in memory (parse_checkpoint) or the file itself
+/// (load_checkpoint), which is read piece by piece straight into the destination, so loading
+/// never holds a second copy of the file.
+class CheckpointInput {
+public:
+    explicit CheckpointInput(const std::vector<unsigned char>& bytes)
+        : bytes_(bytes.data()), size_(bytes.size()) {}
+    CheckpointInput(std::FILE* file, std::size_t size) : file_(file), size_(size) {}
+
+    std::size_t size() const { return size_; }
+    /// Copies the n bytes at `offset` to out; false when the file cannot deliver them.
+    bool read(std::size_t offset, void* out, std::size_t n) {
+        if (bytes_ != nullptr) {
+            std::memcpy(out, bytes_ + offset, n);
+            return true;
+        }
+        if (offset != position_ &&
+            std::fseek(file_, static_cast<long>(offset), SEEK_SET) != 0) {
+            return false;
+        }
+        position_ = offset + n;
+        return std::fread(out, 1, n, file_) == n;
+    }
+    /// FNV-1a of the first n bytes (the file in pieces of a few megabytes).
+    std::uint64_t hash(std::size_t n) {
+        if (bytes_ != nullptr) return fnv1a(bytes_, n);
+        std::vector<unsigned char> piece(std::size_t{4} << 20);
+        std::uint64_t h = kFnv1aStart;
+        for (std::size_t done = 0; done < n;) {
+            const std::size_t k = std::min(piece.size(), n - done);
+            if (!read(done, piece.data(), k)) return ~h;  // unreadable: cannot match
+            h = fnv1a(piece.data(), k, h);
+            done += k;
+        }
+        return h;
+    }
+
+private:
+    const unsigned char* bytes_ = nullptr;
+    std::FILE* file_ = nullptr;
+    std::size_t size_;
+    std::size_t position_ = 0;  // the file's read position
+};
+
 /// Reads values back with a bounds check on every field, naming it when the file ends early.
 class ByteReader {
 public:
-    ByteReader(const std::vector<unsigned char>& bytes, std::size_t end, std::string path)
-        : bytes_(bytes), end_(end), path_(std::move(path)) {}
+    ByteReader(CheckpointInput& input, std::size_t end, std::string path)
+        : input_(input), end_(end), path_(std::move(path)) {}
 
     template <class V>
     V get(const char* field) {
@@ -124,6 +185,12 @@ public:
     void get_array(V* out, std::size_t n, const char* field) {
         if (n > (end_ - pos_) / sizeof(V)) fail(std::string("truncated in ") + field);
         take(out, n * sizeof(V), field);
+    }
+    /// Passes over n elements of V without reading them.
+    template <class V>
+    void skip_array(std::size_t n, const char* field) {
+        if (n > (end_ - pos_) / sizeof(V)) fail(std::string("truncated in ") + field);
+        pos_ += n * sizeof(V);
     }
     Random::State get_state(const char* field) {
         Random::State s{};
@@ -140,11 +207,11 @@ public:
 private:
     void take(void* out, std::size_t n, const char* field) {
         if (n > end_ - pos_) fail(std::string("truncated in ") + field);
-        std::memcpy(out, bytes_.data() + pos_, n);
+        if (!input_.read(pos_, out, n)) fail(std::string("cannot read ") + field);
         pos_ += n;
     }
 
-    const std::vector<unsigned char>& bytes_;
+    CheckpointInput& input_;
     std::size_t end_;
     std::size_t pos_ = 0;
     std::string path_;
@@ -164,6 +231,7 @@ void save_checkpoint(const std::string& path, GPT<T>& model,
     w.put(static_cast<std::uint32_t>(sizeof(T)));
     const std::size_t size_field = w.bytes().size();
     w.put(std::uint64_t{0});  // patched below, once the size is known
+    w.put(checkpoint_element_type<T>());
     const GPTConfig& c = model.config();
     for (std::int64_t v : {c.block_size, c.vocab_size, c.n_layer, c.n_head, c.n_embd}) w.put(v);
     w.put(c.dropout);
@@ -192,47 +260,59 @@ void save_checkpoint(const std::string& path, GPT<T>& model,
     const std::uint64_t total = w.bytes().size() + sizeof(std::uint64_t);
     std::memcpy(w.bytes().data() + size_field, &total, sizeof(total));
     w.put(detail::fnv1a(w.bytes().data(), w.bytes().size()));
-    detail::write_file_atomically(path, {{w.bytes().data(), w.bytes().size()}}, "checkpoint");
+    write_file_atomically(path, {{w.bytes().data(), w.bytes().size()}}, "checkpoint");
 }
 
-/// Reads and validates a checkpoint written by save_checkpoint with the same element type.
+/// Whether reading a checkpoint loads AdamW's moments (to resume training) or passes over them
+/// (sampling: they are twice the size of the weights).
+enum class OptimizerState { load, skip };
+
+namespace detail {
+
+/// Validates and decodes a checkpoint from `input`; `path` names it in errors.
 template <class T>
-Checkpoint<T> load_checkpoint(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error("checkpoint '" + path + "': cannot open file");
-    const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)),
-                                           std::istreambuf_iterator<char>());
-    detail::ByteReader header(bytes, bytes.size(), path);
-    if (bytes.size() < 32 || std::memcmp(bytes.data(), kCheckpointMagic, 8) != 0) {
+Checkpoint<T> read_checkpoint(CheckpointInput& input, const std::string& path,
+                              OptimizerState optimizer) {
+    const std::size_t size = input.size();
+    ByteReader header(input, size, path);
+    unsigned char head[24] = {};  // magic, version, element size, total size
+    if (size < 32 || !input.read(0, head, sizeof head) ||
+        std::memcmp(head, kCheckpointMagic, 8) != 0) {
         header.fail("not a nanogpt checkpoint (bad magic or too short)");
     }
     std::uint32_t version = 0, element_bytes = 0;
     std::uint64_t total_size = 0;
-    std::memcpy(&version, bytes.data() + 8, 4);
-    std::memcpy(&element_bytes, bytes.data() + 12, 4);
-    std::memcpy(&total_size, bytes.data() + 16, 8);
-    if (version != kCheckpointVersion) {
-        header.fail("format version " + std::to_string(version) + ", this build reads version " +
+    std::memcpy(&version, head + 8, 4);
+    std::memcpy(&element_bytes, head + 12, 4);
+    std::memcpy(&total_size, head + 16, 8);
+    if (version < 1 || version > kCheckpointVersion) {
+        header.fail("format version " + std::to_string(version) + ", this build reads versions 1 to " +
                     std::to_string(kCheckpointVersion));
     }
-    if (total_size != bytes.size()) {
-        header.fail("file has " + std::to_string(bytes.size()) + " bytes but its header says " +
-                    std::to_string(total_size) + (total_size > bytes.size() ? " (truncated)" : ""));
+    if (total_size != size) {
+        header.fail("file has " + std::to_string(size) + " bytes but its header says " +
+                    std::to_string(total_size) + (total_size > size ? " (truncated)" : ""));
     }
-    const std::size_t body = bytes.size() - sizeof(std::uint64_t);
+    const std::size_t body = size - sizeof(std::uint64_t);
     std::uint64_t stored_hash = 0;
-    std::memcpy(&stored_hash, bytes.data() + body, sizeof(stored_hash));
-    if (stored_hash != detail::fnv1a(bytes.data(), body))
+    if (!input.read(body, &stored_hash, sizeof(stored_hash)) || stored_hash != input.hash(body))
         header.fail("checksum mismatch (file is corrupt)");
     if (element_bytes != sizeof(T)) {
         header.fail("stores " + std::to_string(element_bytes) + "-byte elements, expected " +
                     std::to_string(sizeof(T)));
     }
 
-    detail::ByteReader r(bytes, body, path);
+    ByteReader r(input, body, path);
     (void)r.get<std::uint64_t>("magic");
     (void)r.get<std::uint64_t>("version");
     (void)r.get<std::uint64_t>("size");
+    if (version >= 2) {
+        const auto type = r.get<std::uint32_t>("element type");
+        if (type != checkpoint_element_type<T>()) {
+            r.fail("element type " + std::to_string(type) + ", expected " +
+                   std::to_string(checkpoint_element_type<T>()) + " (0 float32, 1 float64)");
+        }
+    }
     Checkpoint<T> ck;
     ck.config.block_size = r.get<std::int64_t>("config");
     ck.config.vocab_size = r.get<std::int64_t>("config");
@@ -241,14 +321,12 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
     ck.config.n_embd = r.get<std::int64_t>("config");
     ck.config.dropout = r.get<double>("config");
     ck.config.bias = r.get<std::uint8_t>("config") != 0;
-    try {
-        ck.config.validate();
-    } catch (const std::invalid_argument& e) {
-        r.fail(std::string("invalid configuration: ") + e.what());
-    }
+    validate_loaded_config(ck.config, "checkpoint '" + path + "'");
     const auto kind = r.get<std::uint32_t>("tokenizer");
     const auto symbols = r.get<std::uint64_t>("tokenizer");
-    if (kind > 1 || symbols > r.remaining()) r.fail("corrupt tokenizer section");
+    // Each symbol takes at least 5 bytes (length and one byte), so this bounds the loop.
+    if (kind > 1 || symbols > r.remaining() / 5) r.fail("corrupt tokenizer section");
+    ck.vocabulary.reserve(static_cast<std::size_t>(symbols));
     for (std::uint64_t i = 0; i < symbols; ++i) {
         const auto len = r.get<std::uint32_t>("tokenizer");
         if (len == 0 || len > 4) r.fail("corrupt tokenizer symbol");
@@ -266,11 +344,18 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
     ck.dropout_rng = r.get_state("training state");
     ck.training.data_rng = r.get_state("training state");
     const auto n = r.get<std::uint64_t>("weights");
-    if (n != static_cast<std::uint64_t>(ck.config.num_parameters())) {
+    const auto expected = static_cast<std::uint64_t>(ck.config.num_parameters());
+    if (n != expected) {
         r.fail("holds " + std::to_string(n) + " weights, the configuration needs " +
-               std::to_string(ck.config.num_parameters()));
+               std::to_string(expected));
     }
-    ck.weights.resize(n);
+    // Allocate only what the file holds: the weights and, when present, the two moments.
+    if (n > r.remaining() / sizeof(T)) {
+        r.fail("truncated in weights: " + std::to_string(n) + " weights need " +
+               std::to_string(n * sizeof(T)) + " bytes, " + std::to_string(r.remaining()) +
+               " remain");
+    }
+    ck.weights.resize(static_cast<std::size_t>(n));
     r.get_array(ck.weights.data(), n, "weights");
     ck.has_optimizer = r.get<std::uint8_t>("optimizer") != 0;
     if (ck.has_optimizer) {
@@ -279,13 +364,50 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
         ck.adamw.eps = r.get<double>("optimizer");
         ck.adamw.weight_decay = r.get<double>("optimizer");
         ck.adamw_steps = r.get<std::int64_t>("optimizer");
-        ck.adamw_m.resize(n);
-        ck.adamw_v.resize(n);
-        r.get_array(ck.adamw_m.data(), n, "optimizer");
-        r.get_array(ck.adamw_v.data(), n, "optimizer");
+        if (n > r.remaining() / sizeof(T) / 2) r.fail("truncated in optimizer");
+        if (optimizer == OptimizerState::load) {
+            ck.adamw_m.resize(static_cast<std::size_t>(n));
+            ck.adamw_v.resize(static_cast<std::size_t>(n));
+            r.get_array(ck.adamw_m.data(), n, "optimizer");
+            r.get_array(ck.adamw_v.data(), n, "optimizer");
+        } else {
+            r.skip_array<T>(2 * n, "optimizer");
+            ck.has_optimizer = false;  // not loaded, so restore() leaves the optimizer alone
+        }
     }
     if (r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " unexpected trailing bytes");
     return ck;
+}
+
+}  // namespace detail
+
+/// Validates and decodes the bytes of a checkpoint file; `path` names it in errors.
+template <class T>
+Checkpoint<T> parse_checkpoint(const std::vector<unsigned char>& bytes, const std::string& path,
+                               OptimizerState optimizer = OptimizerState::load) {
+    detail::CheckpointInput input(bytes);
+    return detail::read_checkpoint<T>(input, path, optimizer);
+}
+
+/// Reads and validates a checkpoint written by save_checkpoint (any version up to
+/// kCheckpointVersion) with the same element type. The file is read in pieces straight into the
+/// returned weights (and moments), so the peak memory is what the Checkpoint holds.
+template <class T>
+Checkpoint<T> load_checkpoint(const std::string& path,
+                              OptimizerState optimizer = OptimizerState::load) {
+    struct Close {
+        void operator()(std::FILE* f) const { std::fclose(f); }
+    };
+    const std::string who = "checkpoint '" + path + "'";
+    errno = 0;
+    std::unique_ptr<std::FILE, Close> file(std::fopen(path.c_str(), "rb"));
+    if (!file) detail::io_fail(who, "cannot open file", errno);
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) detail::io_fail(who, "not a regular file", 0);
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec) detail::io_fail(who, "cannot read its size", ec.value());
+    detail::CheckpointInput input(file.get(), static_cast<std::size_t>(size));
+    return detail::read_checkpoint<T>(input, path, optimizer);
 }
 
 }  // namespace nanogpt

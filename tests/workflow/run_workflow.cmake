@@ -151,7 +151,7 @@ elseif(MODE STREQUAL "errors")
         CONTAINS "needs at least block_size + 1 = 5001")
     run_program(COMMAND "${TRAIN}" ${tiny} --data_dir=missing EXPECT fail CONTAINS "run prepare first")
     run_program(COMMAND "${PREPARE}" --input=input.txt --out_dir=x --tokenizer=gpt2 --encoder=none.json
-        --merges=none.bpe EXPECT fail CONTAINS "cannot open 'none.json'")
+        --merges=none.bpe EXPECT fail CONTAINS "'none.json': cannot open file")
     run_program(COMMAND "${PREPARE}" --input=input.txt --out_dir=x --encoder=none.json EXPECT fail
         CONTAINS "--encoder and --merges are for --tokenizer=gpt2")
     run_program(COMMAND "${PREPARE}" --input=input.txt --out_dir=x --tokenizer=bytes EXPECT fail
