@@ -135,7 +135,7 @@ int main(int argc, char** argv) {
         std::printf(
             "peak RSS: %.1f MB after loading, %.1f MB after sampling = %.2fx the weights (%.1f MB)"
             "%s\n",
-            loaded_rss, sampled_rss, sampled_rss * 1024 * 1024 / weight_bytes, weight_bytes / 1048576,
+            loaded_rss, sampled_rss, sampled_rss * 1048576 / weight_bytes, weight_bytes / 1048576,
             checkpoint.empty()            ? " (a training model with random weights)"
             : training_model ? " (whole checkpoint into a training model)"
                              : " (inference model, optimizer state skipped)");

@@ -283,6 +283,7 @@ TEST_CASE("checkpoint: an inference model rejects training and wrong sizes") {
                             Catch::StartsWith("grad_norm: the parameters have no gradient buffer"));
         CHECK_NOTHROW(model.zero_grad());
     }
+}
 
 // ---- hostile files (issue 11): correct sizes and hashes, absurd contents ----
 

@@ -148,10 +148,10 @@ public:
         position_ = offset + n;
         return std::fread(out, 1, n, file_) == n;
     }
-    /// FNV-1a of the first n bytes (the file in pieces of a few megabytes).
+    /// FNV-1a of the first n bytes (the file in pieces of 64 KiB).
     std::uint64_t hash(std::size_t n) {
         if (bytes_ != nullptr) return fnv1a(bytes_, n);
-        std::vector<unsigned char> piece(std::size_t{4} << 20);
+        std::vector<unsigned char> piece(std::min(std::size_t{1} << 16, n));
         std::uint64_t h = kFnv1aStart;
         for (std::size_t done = 0; done < n;) {
             const std::size_t k = std::min(piece.size(), n - done);

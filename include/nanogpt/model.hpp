@@ -74,6 +74,11 @@ public:
             throw std::invalid_argument("GPT::forward: with a KV cache idx must be [1, T], got " +
                                         idx.shape().to_string());
         }
+        if (Tape::current().grad_enabled()) {
+            throw std::invalid_argument(
+                "GPT::forward: attention against a KV cache has no backward; run it under "
+                "NoGradGuard");
+        }
         const Tensor<T> x = hidden_states(idx, &cache);  // (1, T, C)
         return {linear(x, wte_.weight), Tensor<T>()};     // (1, T, V)
     }
@@ -219,8 +224,9 @@ private:
             Tensor<std::int32_t>::view(Shape{t}, positions_.data() + pos0, nullptr);  // (T)
         Tensor<T> x = drop_.forward(add(wte_.forward(idx), wpe_.forward(pos)));     // (B, T, C)
         for (std::size_t l = 0; l < blocks_.size(); ++l) {
-            const auto layer = static_cast<std::int64_t>(l);
-            x = blocks_[l].forward(x, cache ? cache->layer(layer) : KVCacheLayer<T>());  // (B, T, C)
+            const auto index = static_cast<std::int64_t>(l);
+            const KVCacheLayer<T> layer = cache ? cache->layer(index) : KVCacheLayer<T>();
+            x = blocks_[l].forward(x, layer);  // (B, T, C)
         }
         return ln_f_.forward(x);  // (B, T, C)
     }
