@@ -398,3 +398,27 @@ TEST_CASE("checkpoint: a version-1 file written before the format change still l
     CHECK(load_checkpoint<float>(again).weights == ck.weights);
     std::remove(again.c_str());
 }
+
+TEST_CASE("checkpoint: a staged checkpoint is written only when committed (issue 11, item 7)") {
+    Trained run;
+    const std::string path = temp_path("pending.bin");
+    save_checkpoint(path, run.model, &run.optimizer, run.tokenizer.symbols());
+    const std::vector<char> good = read_bytes(path);
+    PendingCheckpoint pending;
+    CHECK_FALSE(pending.pending());
+    CHECK_FALSE(pending.commit());
+    run.step(some_tokens());
+    pending.stage(path, run.model, &run.optimizer, run.tokenizer.symbols(), TrainingState{1});
+    CHECK(pending.pending());
+    CHECK(read_bytes(path) == good);  // staging writes nothing
+    pending.discard();               // the step after it diverged
+    CHECK_FALSE(pending.commit());
+    CHECK(read_bytes(path) == good);
+    pending.stage(path, run.model, &run.optimizer, run.tokenizer.symbols(), TrainingState{1});
+    CHECK(pending.commit());  // the step after it was sound
+    const Checkpoint<float> ck = load_checkpoint<float>(path);
+    CHECK(ck.training.iter == 1);
+    CHECK(std::equal(ck.weights.begin(), ck.weights.end(), run.model.parameters().data()));
+    CHECK_FALSE(pending.pending());
+    std::remove(path.c_str());
+}

@@ -18,6 +18,8 @@
 // BEFORE allocating anything for it, and the configuration against the limits in config.hpp; a
 // truncated, corrupt or mismatched file throws std::runtime_error naming the file. The hash detects
 // accidents, not attacks: anyone can recompute it, so the checks never rely on it.
+// PendingCheckpoint holds a checkpoint until the training step after it has proved the weights
+// sound (the divergence rule, docs/formats.md).
 // Builds on model.hpp and optim.hpp; read next: examples/train_shakespeare_char.cpp.
 #pragma once
 
@@ -219,12 +221,13 @@ private:
 
 }  // namespace detail
 
-/// Saves the model (and optimizer state when given, and the tokenizer's symbols) to path.
+/// The bytes of a checkpoint of the model (and optimizer state when given, and the tokenizer's
+/// symbols): what save_checkpoint writes.
 template <class T>
-void save_checkpoint(const std::string& path, GPT<T>& model,
-                     const std::type_identity_t<AdamW<T>>* optimizer,
-                     const std::vector<std::string>& vocabulary,
-                     const TrainingState& training = {}) {
+std::vector<unsigned char> checkpoint_bytes(GPT<T>& model,
+                                            const std::type_identity_t<AdamW<T>>* optimizer,
+                                            const std::vector<std::string>& vocabulary,
+                                            const TrainingState& training = {}) {
     detail::ByteWriter w;
     w.put_array(kCheckpointMagic, 8);
     w.put(kCheckpointVersion);
@@ -260,8 +263,52 @@ void save_checkpoint(const std::string& path, GPT<T>& model,
     const std::uint64_t total = w.bytes().size() + sizeof(std::uint64_t);
     std::memcpy(w.bytes().data() + size_field, &total, sizeof(total));
     w.put(detail::fnv1a(w.bytes().data(), w.bytes().size()));
-    write_file_atomically(path, {{w.bytes().data(), w.bytes().size()}}, "checkpoint");
+    return std::move(w.bytes());
 }
+
+/// Saves the model (and optimizer state when given, and the tokenizer's symbols) to path,
+/// durably and atomically.
+template <class T>
+void save_checkpoint(const std::string& path, GPT<T>& model,
+                     const std::type_identity_t<AdamW<T>>* optimizer,
+                     const std::vector<std::string>& vocabulary,
+                     const TrainingState& training = {}) {
+    const std::vector<unsigned char> bytes =
+        checkpoint_bytes(model, optimizer, vocabulary, training);
+    write_file_atomically(path, {{bytes.data(), bytes.size()}}, "checkpoint");
+}
+
+/// A checkpoint held in memory until the training step after it has shown that its weights are
+/// sound, then written over the previous one. One update can make the weights enormous yet
+/// finite: the evaluation right after it may still look fine and save them, and only the next
+/// step's loss or gradient norm is NaN. Training stages each checkpoint here, commits it once
+/// the following step produced a finite loss and gradient norm, and discards it when that step
+/// diverges, so the file on disk is always the last checkpoint that was followed by a good step.
+class PendingCheckpoint {
+public:
+    /// Holds the checkpoint of this moment (replacing one staged before) for `path`.
+    template <class T>
+    void stage(const std::string& path, GPT<T>& model,
+               const std::type_identity_t<AdamW<T>>* optimizer,
+               const std::vector<std::string>& vocabulary, const TrainingState& training) {
+        path_ = path;
+        bytes_ = checkpoint_bytes(model, optimizer, vocabulary, training);
+    }
+    bool pending() const { return !bytes_.empty(); }
+    /// Writes the staged checkpoint (durably, atomically) and forgets it; false if none was staged.
+    bool commit() {
+        if (bytes_.empty()) return false;
+        write_file_atomically(path_, {{bytes_.data(), bytes_.size()}}, "checkpoint");
+        bytes_.clear();
+        return true;
+    }
+    /// Forgets the staged checkpoint: the file on disk stays the previous one.
+    void discard() { bytes_.clear(); }
+
+private:
+    std::string path_;
+    std::vector<unsigned char> bytes_;
+};
 
 /// Whether reading a checkpoint loads AdamW's moments (to resume training) or passes over them
 /// (sampling: they are twice the size of the weights).

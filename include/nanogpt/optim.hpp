@@ -54,25 +54,33 @@ struct AdamWConfig {
 namespace kernels {
 /// Elements [begin, end) of one AdamW update: the plain loop, any T. For float on an AVX-512
 /// CPU, adamw_update runs detail/adamw_kernels.hpp's vector loop instead, checked against this.
+/// Returns 0 when every updated weight and second moment is finite, NaN otherwise: x * 0 is NaN
+/// exactly for infinite or NaN x, so the check is a multiply-add per value (a non-finite first
+/// moment makes its weight non-finite too).
 template <class T>
-NANOGPT_ALWAYS_INLINE inline void adamw_span(T* param, const T* grad, T* m, T* v,
-                                              std::int64_t begin, std::int64_t end,
-                                              const AdamWScalars<T>& s) {
+NANOGPT_ALWAYS_INLINE inline T adamw_span(T* param, const T* grad, T* m, T* v, std::int64_t begin,
+                                          std::int64_t end, const AdamWScalars<T>& s) {
+    T check = 0;
     for (std::int64_t i = begin; i < end; ++i) {
         const T g = grad[i] * s.grad_scale;
         m[i] = s.b1 * m[i] + (T(1) - s.b1) * g;
         v[i] = s.b2 * v[i] + (T(1) - s.b2) * g * g;
         param[i] =
             param[i] * s.decay - s.step_size * m[i] / (std::sqrt(v[i]) * s.inv_sqrt_bias2 + s.eps);
+        check += param[i] * T(0) + v[i] * T(0);
     }
+    return check;
 }
 
 // grad_scale multiplies every gradient as it is read (gradient clipping folded into the update,
 // which saves a read and a write of the whole gradient buffer; 1 leaves them as they are).
+// finite[b], for each block b of kAdamWChunk elements, says whether its updated weights and
+// second moments are all finite (the caller owns the array; null skips it).
+inline constexpr std::int64_t kAdamWChunk = 16384;
 template <class T>
 void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr,
                   double weight_decay, const AdamWConfig& c, std::int64_t step,
-                  double grad_scale = 1.0) {
+                  double grad_scale = 1.0, unsigned char* finite = nullptr) {
     const double bias1 = 1.0 - std::pow(c.beta1, static_cast<double>(step));
     const double bias2 = 1.0 - std::pow(c.beta2, static_cast<double>(step));
     const AdamWScalars<T> s{static_cast<T>(c.beta1),
@@ -82,20 +90,28 @@ void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr
                             static_cast<T>(1.0 - lr * weight_decay),
                             static_cast<T>(c.eps),
                             static_cast<T>(grad_scale)};  // g * 1 == g exactly: no special case
-    const std::int64_t chunk = 16384;
+    const std::int64_t chunk = kAdamWChunk;
     [[maybe_unused]] const bool avx512 = detail::vector_isa() == detail::VectorIsa::avx512;
     detail::parallel_for(
         (n + chunk - 1) / chunk, [&](std::int64_t blk) NANOGPT_ALWAYS_INLINE {
             const std::int64_t begin = blk * chunk, end = std::min(n, begin + chunk);
+            T check = 0;
 #ifdef NANOGPT_X86_SIMD
             if constexpr (std::is_same_v<T, float>) {
                 if (avx512) {
-                    const std::int64_t done = adamw_span_avx512(param, grad, m, v, begin, end, s);
-                    return adamw_span(param, grad, m, v, done, end, s);
+                    const std::int64_t vectors = begin + (end - begin) / 16 * 16;
+                    check = adamw_span_avx512(param, grad, m, v, begin, vectors, s) +
+                            adamw_span(param, grad, m, v, vectors, end, s);  // the last few
+                } else {
+                    check = adamw_span(param, grad, m, v, begin, end, s);
                 }
+            } else {
+                check = adamw_span(param, grad, m, v, begin, end, s);
             }
+#else
+            check = adamw_span(param, grad, m, v, begin, end, s);
 #endif
-            adamw_span(param, grad, m, v, begin, end, s);
+            if (finite != nullptr) finite[blk] = check == T(0);
         });
 }
 }  // namespace kernels
@@ -119,23 +135,29 @@ public:
         : params_((detail::require_gradients(params, "AdamW"), &params)),
           config_((config.validate(), config)),
           m_(static_cast<std::size_t>(params.size()), T(0)),
-          v_(static_cast<std::size_t>(params.size()), T(0)) {}
+          v_(static_cast<std::size_t>(params.size()), T(0)),
+          finite_(max_blocks(params)) {}
 
     /// One update of every parameter from the gradient buffer, at learning rate lr. grad_scale
     /// multiplies the gradients as they are read (see clip_scale: clipping without a separate
-    /// pass); the buffer itself is not changed.
-    void step(double lr, double grad_scale = 1.0) {
+    /// pass); the buffer itself is not changed. Returns false when a weight or a moment became
+    /// infinite or NaN: training must stop at once (the state is lost), not take another step.
+    bool step(double lr, double grad_scale = 1.0) {
         if (!(lr >= 0.0) || !std::isfinite(lr)) {
             throw std::invalid_argument("AdamW::step: learning rate must be finite and >= 0, got " +
                                         std::to_string(lr));
         }
         ++step_;
+        bool finite = true;
         for (const ParameterInfo& info : params_->infos()) {
             const std::int64_t o = info.offset, n = info.shape.numel();
             kernels::adamw_update(params_->data() + o, params_->grad() + o, m_.data() + o,
                                   v_.data() + o, n, lr, info.decay() ? config_.weight_decay : 0.0,
-                                  config_, step_, grad_scale);
+                                  config_, step_, grad_scale, finite_.data());
+            for (std::int64_t b = 0; b < (n + kernels::kAdamWChunk - 1) / kernels::kAdamWChunk; ++b)
+                finite = finite && finite_[static_cast<std::size_t>(b)] != 0;
         }
+        return finite;
     }
 
     const AdamWConfig& config() const { return config_; }
@@ -148,9 +170,17 @@ public:
     const std::vector<T>& v() const { return v_; }
 
 private:
+    static std::size_t max_blocks(const Parameters<T>& params) {
+        std::int64_t most = 1;
+        for (const ParameterInfo& info : params.infos())
+            most = std::max(most, (info.shape.numel() + kernels::kAdamWChunk - 1) / kernels::kAdamWChunk);
+        return static_cast<std::size_t>(most);
+    }
+
     Parameters<T>* params_;
     AdamWConfig config_;
     std::vector<T> m_, v_;
+    std::vector<unsigned char> finite_;  // per block of one update: all finite (adamw_update)
     std::int64_t step_ = 0;
 };
 
