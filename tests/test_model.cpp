@@ -37,19 +37,11 @@ using nanogpt::Shape;
 using nanogpt::Tensor;
 using nanogpt::test::gradcheck;
 using nanogpt::test::GradLeaf;
+using nanogpt::test::random_ids;
 using nanogpt::test::random_tensor;
 using nanogpt::test::weighted_sum;
 using Ids = Tensor<std::int32_t>;
 
-/// Uniformly random token ids in [0, vocab).
-Ids random_ids(const Shape& shape, std::int64_t vocab, std::uint64_t seed) {
-    Random rng(seed);
-    Ids t(shape);
-    for (std::int64_t i = 0; i < t.numel(); ++i) {
-        t.data()[i] = static_cast<std::int32_t>(rng.uniform_int(static_cast<std::uint64_t>(vocab)));
-    }
-    return t;
-}
 
 /// Adds N(0, std^2) noise to every parameter, so biases, layernorm weights and small weights
 /// all get generic values for a gradient check.
