@@ -37,7 +37,7 @@
 #include <limits>       // std::numeric_limits
 #include <stdexcept>    // std::runtime_error
 #include <string>       // std::string
-#include <system_error> // std::error_code
+#include <system_error>  // std::error_code
 #include <type_traits>  // std::type_identity_t (so nullptr can be passed as the optimizer), is_same
 #include <utility>      // std::move
 #include <vector>       // std::vector
@@ -153,7 +153,7 @@ private:
     static constexpr std::size_t kBuffer = std::size_t{1} << 20;
     const WriteBytes* out_ = nullptr;
     std::vector<unsigned char> buffer_;
-    std::uint64_t size_ = 0, hash_ = kFnv1aBasis;
+    std::uint64_t size_ = 0, hash_ = detail::kFnv1aStart;
 };
 
 /// Reads values back with a bounds check on every field, naming it when the file ends early:
@@ -175,6 +175,18 @@ public:
     void get_array(V* out, std::size_t n, const char* field) {
         if (n > (end_ - pos_) / sizeof(V)) fail(std::string("truncated in ") + field);
         take(out, n * sizeof(V), field);
+    }
+    /// Passes over n elements of V without reading them.
+    template <class V>
+    void skip_array(std::size_t n, const char* field) {
+        if (n > (end_ - pos_) / sizeof(V)) fail(std::string("truncated in ") + field);
+        const std::size_t bytes = n * sizeof(V);
+        if (file_ != nullptr &&
+            (bytes > static_cast<std::size_t>(std::numeric_limits<long>::max()) ||
+             std::fseek(file_, static_cast<long>(bytes), SEEK_CUR) != 0)) {
+            fail(std::string("cannot read ") + field);
+        }
+        pos_ += bytes;
     }
     Random::State get_state(const char* field) {
         Random::State s{};
@@ -359,6 +371,10 @@ private:
     bool staged_ = false;
 };
 
+/// Whether reading a checkpoint loads AdamW's moments (to resume training) or passes over them
+/// (sampling: they are twice the size of the weights).
+enum class OptimizerState { load, skip };
+
 namespace detail {
 
 /// Where read_checkpoint_fields puts the weights and moments: into the Checkpoint's vectors
@@ -369,6 +385,7 @@ struct CheckpointTargets {
     bool header_only = false;
     GPT<T>* model = nullptr;
     AdamW<T>* optimizer = nullptr;
+    bool skip_moments = false;  // OptimizerState::skip: pass over them, has_optimizer = false
 };
 
 // Reads all of m, then all of v, a piece at a time, keeping the optimizer's range of each.
@@ -504,6 +521,9 @@ Checkpoint<T> read_checkpoint_fields(ByteReader& r, std::uint32_t version, const
         if (to.optimizer != nullptr) {
             read_moment_shard(r, static_cast<std::int64_t>(n), *to.optimizer);
             to.optimizer->set_steps(ck.adamw_steps);
+        } else if (to.skip_moments || to.model != nullptr) {  // not wanted: never in memory
+            r.skip_array<T>(2 * static_cast<std::size_t>(n), "optimizer");
+            if (to.skip_moments) ck.has_optimizer = false;  // so restore() leaves an optimizer alone
         } else {
             ck.adamw_m.resize(static_cast<std::size_t>(n));
             ck.adamw_v.resize(static_cast<std::size_t>(n));
@@ -519,7 +539,7 @@ Checkpoint<T> read_checkpoint_fields(ByteReader& r, std::uint32_t version, const
 inline bool checkpoint_file_hash_matches(std::FILE* file, std::uint64_t body, const std::string& path) {
     // Small: it is allocated before any field is checked (a hostile file gets no large buffer).
     std::vector<unsigned char> buffer(std::size_t{1} << 15);
-    std::uint64_t hash = kFnv1aBasis;
+    std::uint64_t hash = detail::kFnv1aStart;
     for (std::uint64_t done = 0; done < body;) {
         const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), body - done));
         if (std::fread(buffer.data(), 1, n, file) != n)
@@ -566,7 +586,8 @@ Checkpoint<T> read_checkpoint_file(const std::string& path, const CheckpointTarg
 /// Validates and decodes the bytes of a checkpoint file held in memory; `path` names it in
 /// errors.
 template <class T>
-Checkpoint<T> parse_checkpoint(const std::vector<unsigned char>& bytes, const std::string& path) {
+Checkpoint<T> parse_checkpoint(const std::vector<unsigned char>& bytes, const std::string& path,
+                               OptimizerState optimizer = OptimizerState::load) {
     const std::uint32_t version = detail::check_checkpoint_start<T>(bytes.data(), bytes.size(), path);
     const std::size_t body = bytes.size() - sizeof(std::uint64_t);
     std::uint64_t stored_hash = 0;
@@ -575,14 +596,20 @@ Checkpoint<T> parse_checkpoint(const std::vector<unsigned char>& bytes, const st
         throw std::runtime_error("checkpoint '" + path + "': checksum mismatch (file is corrupt)");
     detail::check_element_size<T>(bytes.data(), path);
     detail::ByteReader r(bytes, body, path);
-    return detail::read_checkpoint_fields<T>(r, version, path, {});
+    detail::CheckpointTargets<T> to;
+    to.skip_moments = optimizer == OptimizerState::skip;
+    return detail::read_checkpoint_fields<T>(r, version, path, to);
 }
 
 /// Reads and validates a checkpoint written by save_checkpoint (any version up to
 /// kCheckpointVersion) with the same element type.
+/// With OptimizerState::skip the moments are passed over (sampling needs only the weights).
 template <class T>
-Checkpoint<T> load_checkpoint(const std::string& path) {
-    return detail::read_checkpoint_file<T>(path, {});
+Checkpoint<T> load_checkpoint(const std::string& path,
+                              OptimizerState optimizer = OptimizerState::load) {
+    detail::CheckpointTargets<T> to;
+    to.skip_moments = optimizer == OptimizerState::skip;
+    return detail::read_checkpoint_file<T>(path, to);
 }
 
 /// The fields before the weights (configuration, vocabulary, training state): what a program
@@ -591,7 +618,7 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
 /// load_checkpoint_into checks it.
 template <class T>
 Checkpoint<T> load_checkpoint_header(const std::string& path) {
-    return detail::read_checkpoint_file<T>(path, {true, nullptr, nullptr});
+    return detail::read_checkpoint_file<T>(path, {true, nullptr, nullptr, false});
 }
 
 /// Reads the weights straight into `model` (whose configuration must match) and, when the file
@@ -600,7 +627,7 @@ Checkpoint<T> load_checkpoint_header(const std::string& path) {
 /// generator's state is restored too. Holds at most one piece of the moments besides.
 template <class T>
 Checkpoint<T> load_checkpoint_into(const std::string& path, GPT<T>& model, AdamW<T>* optimizer) {
-    Checkpoint<T> ck = detail::read_checkpoint_file<T>(path, {false, &model, optimizer});
+    Checkpoint<T> ck = detail::read_checkpoint_file<T>(path, {false, &model, optimizer, false});
     model.dropout_generator().set_state(ck.dropout_rng);
     return ck;
 }

@@ -11,7 +11,7 @@
 //
 // OPTIONAL: this header includes <mpi.h>, so the umbrella nanogpt.hpp does not include it and the
 // library stays dependency-free. Builds on model.hpp and optim.hpp. See examples/train.cpp (built
-// as train_mpi with -DNANOGPT_WITH_MPI=ON) for a trainer that uses it.
+// as train_mpi with -DNANOGPT_WITH_MPI=ON) for a trainer that uses it; docs/mpi.md.
 #pragma once
 
 #include <mpi.h>
