@@ -14,6 +14,7 @@
 #include <vector>      // std::vector
 
 #include <nanogpt/config.hpp>
+#include <nanogpt/dtype.hpp>
 #include <nanogpt/kv_cache.hpp>
 #include <nanogpt/layers.hpp>
 #include <nanogpt/ops/loss.hpp>
@@ -57,6 +58,7 @@ public:
             throw std::invalid_argument("GPT::forward: targets " + targets.shape().to_string() +
                                         " do not match idx " + idx.shape().to_string());
         }
+        MatmulDtypeScope dtype(config_.dtype);  // each op's backward keeps the dtype it ran with
         const Tensor<T> x = hidden_states(idx);           // (B, T, C)
         Output out{linear(x, wte_.weight), Tensor<T>()};  // (B, T, V): lm_head shares wte
         if (targets.defined()) out.loss = cross_entropy(out.logits, targets);  // (1)
@@ -80,6 +82,7 @@ public:
         check_token_ids(tokens.data(), static_cast<std::int64_t>(tokens.size()), config_.vocab_size,
                         "GPT::generate");
         NoGradGuard no_grad;
+        MatmulDtypeScope dtype(config_.dtype);
         ModeGuard eval_mode(*this, false);  // restores train/eval on every exit, also on throw
         std::vector<T> logits(static_cast<std::size_t>(config_.vocab_size));
         std::vector<std::int32_t> scratch;
@@ -117,6 +120,13 @@ public:
     bool training() const { return dropout_->training; }
 
     const GPTConfig& config() const { return config_; }
+    /// The number format of the matrix products from now on (GPTConfig::dtype).
+    void set_dtype(Dtype dtype) {
+        GPTConfig changed = config_;
+        changed.dtype = dtype;
+        changed.validate();
+        config_ = changed;
+    }
     /// The layers, read-only, in nanoGPT's order (model.transformer.wte, .wpe, .h, .ln_f).
     const Embedding<T>& wte() const { return wte_; }
     const Embedding<T>& wpe() const { return wpe_; }

@@ -7,6 +7,7 @@
 #include <cstdint>    // std::int64_t
 
 #include <nanogpt/detail/gemm.hpp>
+#include <nanogpt/dtype.hpp>  // matmul_dtype: a backward runs in its forward's dtype
 #include <nanogpt/detail/op_support.hpp>
 #include <nanogpt/detail/parallel.hpp>
 #include <nanogpt/ops/elementwise.hpp>
@@ -105,7 +106,8 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool trans_a = false,
     Tensor<T> out = Tensor<T>::graph_output(out_shape, detail::any_requires_grad(a, b));
     kernels::matmul_forward(out.data(), a.data(), b.data(), d);
     if (out.requires_grad()) {
-        Tape::current().record("matmul", [out, a, b, d] {
+        Tape::current().record("matmul", [out, a, b, d, dtype = matmul_dtype()] {
+            MatmulDtypeScope scope(dtype);  // the backward's products in the forward's dtype
             kernels::matmul_backward(a.grad(), b.grad(), a.data(), b.data(), out.grad(), d);
         });
     }
@@ -168,7 +170,9 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
     kernels::linear_forward(out.data(), x.data(), weight.data(), has_bias ? bias.data() : nullptr,
                             N, C, OC);
     if (out.requires_grad()) {
-        Tape::current().record("linear", [out, x, weight, bias, has_bias, N, C, OC] {
+        Tape::current().record("linear", [out, x, weight, bias, has_bias, N, C, OC,
+                                          dtype = matmul_dtype()] {
+            MatmulDtypeScope scope(dtype);
             const auto dx = x.grad_for_write();
             kernels::linear_backward(dx.data, dx.overwrite, weight.grad(),
                                      has_bias ? bias.grad() : nullptr, x.data(), weight.data(),
@@ -251,7 +255,9 @@ Tensor<T> linear_gelu(const Tensor<T>& x, const Tensor<T>& weight,
     kernels::linear_gelu_forward(out.data(), h.data(), x.data(), weight.data(),
                                  has_bias ? bias.data() : nullptr, N, C, OC);
     if (out.requires_grad()) {
-        Tape::current().record("linear_gelu", [out, h, x, weight, bias, has_bias, N, C, OC] {
+        Tape::current().record("linear_gelu", [out, h, x, weight, bias, has_bias, N, C, OC,
+                                               dtype = matmul_dtype()] {
+            MatmulDtypeScope scope(dtype);
             const auto dx = x.grad_for_write();
             const auto scratch_bytes =
                 static_cast<std::size_t>(kernels::linear_gelu_backward_scratch(N, OC)) * sizeof(T);
