@@ -55,10 +55,12 @@ int main(int argc, char** argv) {
         const std::int64_t tokens = args.get_int("tokens", 256), runs = args.get_int("runs", 3);
         const int threads = static_cast<int>(args.get_int("threads", 0));
         const bool skip_uncached = args.get_bool("skip_uncached", false);
+        const nanogpt::Dtype dtype = nanogpt::parse_dtype(args.get("dtype", "float32"), "--dtype");
         args.reject_unknown();
         if (threads > 0) nanogpt::set_num_threads(threads);
         nanogpt::GPTConfig config = nanogpt::GPTConfig::preset(model_name);
         config.dropout = 0.0;
+        config.dtype = dtype;
         nanogpt::GPT<float> model(config, 1337);
         // Greedy decoding, so "same tokens" is a meaningful check: with random weights the full
         // distribution over 50k tokens is nearly flat, and float rounding (batched vs cached
@@ -66,9 +68,10 @@ int main(int argc, char** argv) {
         nanogpt::SamplingOptions sampling;
         sampling.top_k = 1;
         std::printf(
-            "model %s: %.2fM parameters, %lld new tokens from a 1-token prompt, %d threads\n",
+            "model %s: %.2fM parameters, %lld new tokens from a 1-token prompt, %d threads, "
+            "dtype %s\n",
             model_name.c_str(), static_cast<double>(model.num_parameters()) / 1e6,
-            static_cast<long long>(tokens), nanogpt::num_threads());
+            static_cast<long long>(tokens), nanogpt::num_threads(), nanogpt::dtype_name(dtype));
         double rate[2] = {0, 0};
         std::vector<std::int32_t> outputs[2];
         for (int cached = skip_uncached ? 1 : 0; cached <= 1; ++cached) {
@@ -91,7 +94,9 @@ int main(int argc, char** argv) {
             std::printf("same tokens with and without cache: %s; speed-up %.1fx\n",
                         outputs[0] == outputs[1] ? "yes" : "NO", rate[1] / rate[0]);
         }
-        const double weight_bytes = 4.0 * static_cast<double>(model.num_parameters());
+        // With bfloat16 the cached path reads the KV cache's bfloat16 copy: 2 bytes a weight.
+        const double weight_bytes = (dtype == nanogpt::Dtype::bfloat16 ? 2.0 : 4.0) *
+                                    static_cast<double>(model.num_parameters());
         const double bandwidth = read_bandwidth_gbs(static_cast<std::size_t>(weight_bytes));
         const double dram = read_bandwidth_gbs(std::size_t{2} << 30);  // 2 GB: past any cache
         const double bound = bandwidth * 1e9 / weight_bytes;

@@ -53,7 +53,9 @@ public:
                                          ") differs from the checkpoint's (vocab_size " +
                                          std::to_string(c.vocab_size) + "): not the same dataset");
             }
+            const nanogpt::Dtype dtype = s_.model.dtype;
             s_.model = c;
+            s_.model.dtype = dtype;
         }
         return nanogpt::GPT<float>(s_.model, s_.seed);
     }
@@ -99,6 +101,7 @@ private:
         nanogpt::GPTConfig config = file;
         config.block_size = s_.model.block_size;
         config.dropout = s_.model.dropout;
+        config.dtype = s_.model.dtype;
         s_.model = config;
         nanogpt::GPT<float> model(s_.model, s_.seed);
         if (config.block_size == file.block_size) {

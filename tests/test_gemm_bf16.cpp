@@ -257,3 +257,40 @@ TEST_CASE("dtype names parse as nanoGPT spells them", "[gemm_bf16]") {
                           "--dtype: 'float16' is not supported on a CPU (use bfloat16 or float32)");
     }
 }
+
+TEST_CASE("linear with bfloat16 weights is within the summation bound", "[gemm_bf16]") {
+    KernelGuard guard;
+    for (const char* kernel : {"portable", "avx512bf16"}) {
+        if (!nanogpt::kernels::gemm_bf16_force_kernel(kernel)) {
+            WARN("bf16 kernel " << kernel << " not supported by this CPU: skipped");
+            continue;
+        }
+        for (const std::int64_t C : {1, 17, 32, 100, 768}) {
+            const std::int64_t N = 2, OC = 131;
+            std::mt19937 rng(static_cast<unsigned>(C));
+            const auto x = random_matrix(N, C, rng), w = random_matrix(OC, C, rng);
+            const auto bias = random_matrix(1, OC, rng);
+            std::vector<std::uint16_t> w16(w.size());
+            for (std::size_t i = 0; i < w.size(); ++i) w16[i] = bf16_bits(w[i]);
+            std::vector<float> out(static_cast<std::size_t>(N * OC));
+            nanogpt::kernels::linear_forward_bf16_weights(out.data(), x.data(), w16.data(),
+                                                          bias.data(), N, C, OC);
+            const double u = std::ldexp(1.0, -24), gamma = double(C) * u / (1.0 - double(C) * u);
+            double worst = 0.0;
+            for (std::int64_t i = 0; i < N; ++i) {
+                for (std::int64_t j = 0; j < OC; ++j) {
+                    double ref = bias[std::size_t(j)], mag = std::fabs(ref);
+                    for (std::int64_t p = 0; p < C; ++p) {
+                        const double t = double(round_to_bf16(x[std::size_t(i * C + p)])) *
+                                         round_to_bf16(w[std::size_t(j * C + p)]);
+                        ref += t, mag += std::fabs(t);
+                    }
+                    worst = std::max(worst, std::fabs(out[std::size_t(i * OC + j)] - ref) /
+                                                (gamma * mag + 1e-45));
+                }
+            }
+            INFO("kernel " << kernel << ", C = " << C);
+            CHECK(worst <= 1.0);
+        }
+    }
+}

@@ -58,3 +58,50 @@ TEST_CASE("generation: cached logits match the forward pass at every position") 
     CHECK(fed == 9);
     CHECK(worst < 1e-4);
 }
+
+TEST_CASE("generation: dtype bfloat16 reads a bfloat16 copy of the weights") {
+    // A wider model than tiny, so that bfloat16's rounding shows in the logits.
+    GPTConfig config{16, 97, 2, 2, 64, 0.0, true};
+    const std::vector<std::int32_t> tokens = {5, 1, 7, 7, 0, 31, 2, 9, 4, 60, 96};
+    const auto n = static_cast<std::int64_t>(tokens.size());
+    const std::int64_t V = config.vocab_size;
+    // The last position's logits: from the forward pass (gemm_bf16 on float weights), and from the
+    // cache (bfloat16 weights), fed one token at a time after a 3-token prefill.
+    const auto run = [&](Dtype dtype, bool cached) {
+        config.dtype = dtype;
+        GPT<float> model(config, 3);
+        model.eval();
+        std::vector<float> logits(static_cast<std::size_t>(V));
+        if (cached) {
+            KVCache<float> cache(config);
+            CHECK(cache.uses_bf16_weights() == (dtype == Dtype::bfloat16));
+            cache.forward(tokens.data(), 3, model.wte(), model.wpe(), model.blocks(), model.ln_f(),
+                          logits.data());
+            for (std::int64_t i = 3; i < n; ++i)
+                cache.forward(tokens.data() + i, 1, model.wte(), model.wpe(), model.blocks(),
+                              model.ln_f(), logits.data());
+        } else {
+            Tensor<std::int32_t> idx(Shape{1, n});
+            std::copy(tokens.begin(), tokens.end(), idx.data());
+            NoGradGuard no_grad;
+            const auto all = model.forward(idx).logits.to_vector();
+            std::copy(all.end() - V, all.end(), logits.begin());
+        }
+        return logits;
+    };
+    const auto max_diff = [](const std::vector<float>& a, const std::vector<float>& b) {
+        double worst = 0;
+        for (std::size_t i = 0; i < a.size(); ++i)
+            worst = std::max(worst, std::fabs(double(a[i]) - b[i]));
+        return worst;
+    };
+    const auto bf16_cached = run(Dtype::bfloat16, true), bf16_full = run(Dtype::bfloat16, false);
+    const auto fp32_cached = run(Dtype::float32, true);
+    // The cache's bfloat16 weights give the forward's bfloat16 numbers, up to float32 sums in
+    // another order and the attention row (float32 in the cache): far closer than to float32.
+    const double same = max_diff(bf16_cached, bf16_full), other = max_diff(bf16_cached, fp32_cached);
+    INFO("bf16 cached vs bf16 forward " << same << ", vs float32 " << other);
+    CHECK(same < 0.25 * other);
+    CHECK(other > 1e-4);
+    CHECK(bf16_cached == run(Dtype::bfloat16, true));  // deterministic
+}

@@ -6,16 +6,24 @@
 // The cache holds a window [start, start + length) of the token sequence. GPT::generate crops the
 // context to the last block_size tokens, as nanoGPT does; once the window has to slide, position
 // embeddings of every cached token change, so the cache is rebuilt from the new window. Results
-// match the no-cache path up to float rounding. Builds on layers.hpp; read next: model.hpp.
+// match the no-cache path up to float rounding.
+// With config.dtype = bfloat16 (and T = float) the cache also keeps a bfloat16 copy of every
+// weight matrix, made at its first forward: a token's products then read 2 bytes per weight
+// instead of 4 (linear_forward_bf16_weights, gemm_bf16.hpp), the same rounding as gemm_bf16.
+// The attention row against the cache stays float32. Builds on layers.hpp; read next: model.hpp.
 #pragma once
 
 #include <algorithm>  // std::max, std::copy
 #include <cmath>      // std::sqrt
-#include <cstdint>    // std::int64_t, std::int32_t
-#include <vector>     // std::vector
+#include <cstdint>      // std::int64_t, std::int32_t, std::uint16_t
+#include <memory>       // std::unique_ptr
+#include <type_traits>  // std::is_same_v
+#include <vector>       // std::vector
 
 #include <nanogpt/config.hpp>
+#include <nanogpt/detail/bfloat16.hpp>
 #include <nanogpt/detail/fast_math.hpp>
+#include <nanogpt/detail/gemm.hpp>
 #include <nanogpt/detail/parallel.hpp>
 #include <nanogpt/layers.hpp>
 
@@ -44,6 +52,8 @@ public:
                  const LayerNorm<T>& ln_f, T* logits) {
         const std::int64_t C = config_.n_embd, pos0 = length_;
         ensure_scratch(n);
+        if (uses_bf16_weights() && !bf16_weights_) copy_bf16_weights(wte, blocks);
+        const std::uint16_t* w16 = bf16_weights_.get();
         check_token_ids(tokens, n, config_.vocab_size, "KVCache::forward");
         T* x = x_.data();  // (n, C): the residual stream of the new tokens
         for (std::int64_t i = 0; i < n; ++i)
@@ -53,21 +63,32 @@ public:
         for (std::size_t l = 0; l < blocks.size(); ++l) {
             const Block<T>& block = blocks[l];
             layernorm_rows(block.ln_1, x, n);                                     // h = ln_1(x)
-            linear_rows(block.attn.c_attn, h_.data(), n, C, 3 * C, qkv_.data());  // (n, 3C)
+            linear_rows(block.attn.c_attn, h_.data(), n, C, 3 * C, qkv_.data(), w16);  // (n, 3C)
             append_keys_values(static_cast<std::int64_t>(l), n);
             attend(static_cast<std::int64_t>(l), n);  // y: (n, C)
-            linear_rows(block.attn.c_proj, y_.data(), n, C, C, proj_.data());
+            linear_rows(block.attn.c_proj, y_.data(), n, C, C, proj_.data(), w16);
             kernels::add_forward(x, x, proj_.data(), 1, n * C);  // x += attn
             layernorm_rows(block.ln_2, x, n);
-            linear_rows(block.mlp.c_fc, h_.data(), n, C, 4 * C, fc_.data());  // (n, 4C)
+            linear_rows(block.mlp.c_fc, h_.data(), n, C, 4 * C, fc_.data(), w16);  // (n, 4C)
             kernels::gelu_forward(fc_.data(), fc_.data(), n * 4 * C);
-            linear_rows(block.mlp.c_proj, fc_.data(), n, 4 * C, C, proj_.data());
+            linear_rows(block.mlp.c_proj, fc_.data(), n, 4 * C, C, proj_.data(), w16);
             kernels::add_forward(x, x, proj_.data(), 1, n * C);  // x += mlp
         }
         length_ += n;
         layernorm_rows(ln_f, x + (n - 1) * C, 1);  // only the last position predicts
-        kernels::linear_forward(logits, h_.data(), wte.weight.data(),
-                                static_cast<const T*>(nullptr), 1, C, config_.vocab_size);
+        if (w16 != nullptr) {  // the head's copy is the last matrix
+            kernels::linear_forward_bf16_weights(logits, h_.data(),
+                                                 w16 + bf16_count_ - config_.vocab_size * C,
+                                                 nullptr, 1, C, config_.vocab_size);
+        } else {
+            kernels::linear_forward(logits, h_.data(), wte.weight.data(),
+                                    static_cast<const T*>(nullptr), 1, C, config_.vocab_size);
+        }
+    }
+
+    /// True when the products read a bfloat16 copy of the weights (float model, dtype bfloat16).
+    bool uses_bf16_weights() const {
+        return std::is_same_v<T, float> && config_.dtype == Dtype::bfloat16;
     }
 
 private:
@@ -90,10 +111,39 @@ private:
                                    ln.bias.defined() ? ln.bias.data() : nullptr, n, config_.n_embd);
     }
 
-    static void linear_rows(const Linear<T>& layer, const T* in, std::int64_t n, std::int64_t C,
-                            std::int64_t OC, T* out) {
-        kernels::linear_forward(out, in, layer.weight.data(),
-                                layer.bias.defined() ? layer.bias.data() : nullptr, n, C, OC);
+    // w16: the bfloat16 copies, consumed in the order of forward's calls (see copy_bf16_weights).
+    void linear_rows(const Linear<T>& layer, const T* in, std::int64_t n, std::int64_t C,
+                     std::int64_t OC, T* out, const std::uint16_t*& w16) {
+        const T* bias = layer.bias.defined() ? layer.bias.data() : nullptr;
+        if constexpr (std::is_same_v<T, float>) {
+            if (w16 != nullptr) {
+                kernels::linear_forward_bf16_weights(out, in, w16, bias, n, C, OC);
+                w16 += OC * C;
+                return;
+            }
+        }
+        kernels::linear_forward(out, in, layer.weight.data(), bias, n, C, OC);
+    }
+
+    // Every block's c_attn, attn.c_proj, c_fc, mlp.c_proj, then the head (wte), rounded to
+    // bfloat16, in the order forward uses them.
+    void copy_bf16_weights(const Embedding<T>& wte, const std::vector<Block<T>>& blocks) {
+        std::vector<const Tensor<T>*> matrices;
+        for (const Block<T>& b : blocks) {
+            for (const Linear<T>* l : {&b.attn.c_attn, &b.attn.c_proj, &b.mlp.c_fc, &b.mlp.c_proj})
+                matrices.push_back(&l->weight);
+        }
+        matrices.push_back(&wte.weight);
+        std::size_t total = 0;
+        for (const Tensor<T>* m : matrices) total += static_cast<std::size_t>(m->numel());
+        // Not a vector: its zero fill would be a pass over memory that the copy overwrites.
+        bf16_weights_.reset(new std::uint16_t[total]);
+        bf16_count_ = total;
+        std::uint16_t* dst = bf16_weights_.get();
+        for (const Tensor<T>* m : matrices) {
+            if constexpr (std::is_same_v<T, float>) kernels::to_bf16(m->data(), m->numel(), dst);
+            dst += m->numel();
+        }
     }
 
     T* layer_keys(std::int64_t l) { return keys_.data() + l * config_.block_size * config_.n_embd; }
@@ -145,6 +195,8 @@ private:
     GPTConfig config_;
     std::vector<T> keys_, values_;                                 // (n_layer, block_size, C) each
     std::vector<T> x_, h_, y_, proj_, qkv_, fc_, stats_, scores_;  // scratch, grown once
+    std::unique_ptr<std::uint16_t[]> bf16_weights_;  // with dtype bfloat16: see copy_bf16_weights
+    std::size_t bf16_count_ = 0;
     std::int64_t start_ = 0;   // token index of window position 0
     std::int64_t length_ = 0;  // cached positions
 };

@@ -22,6 +22,7 @@
 #include "nanogpt/detail/gemm.hpp"
 #include "nanogpt/detail/gemm_kernels_avx512bf16.hpp"
 #include "nanogpt/detail/gemm_kernels_bf16.hpp"
+#include "nanogpt/detail/parallel.hpp"
 
 namespace nanogpt::kernels {
 namespace gemm_detail {
@@ -145,6 +146,52 @@ inline void gemm_bf16(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N
             gemm_detail::sgemm_blocked<RoundedKernel<gemm_detail::PortableKernel>>(g);
             break;
     }
+}
+
+// ---- linear with bfloat16 weights ----
+// out[N, OC] = bf16(x)[N, C] W^T + bias, with W [OC, C] stored as bfloat16 bits: the products of
+// a few rows at a time in generation (KVCache), where reading the weights is the whole cost and
+// bfloat16 halves it. Same numbers as gemm_bf16 on the float weights, up to the order of the
+// float32 sums. Columns are split across threads in fixed chunks; each row of x re-reads W, so
+// this is for small N.
+inline void linear_forward_bf16_weights(float* out, const float* x, const std::uint16_t* weight,
+                                        const float* bias, std::int64_t N, std::int64_t C,
+                                        std::int64_t OC) {
+    constexpr std::int64_t kColumns = 64;  // per task: 64 rows of W, 96 KiB at C = 768
+    const bool dpbf16 = gemm_detail::current_bf16_kernel() == gemm_detail::Bf16Kernel::avx512bf16;
+    (void)dpbf16;
+    detail::parallel_for((OC + kColumns - 1) / kColumns, [&](std::int64_t chunk) {
+        const std::int64_t j0 = chunk * kColumns, j1 = std::min(OC, j0 + kColumns);
+        for (std::int64_t i = 0; i < N; ++i) {
+            float* row = out + i * OC;
+#ifdef NANOGPT_X86_SIMD
+            if (dpbf16)
+                gemm_detail::row_bf16_weights_avx512bf16(x + i * C, weight, C, j0, j1, row);
+            else
+#endif
+                gemm_detail::row_bf16_weights(x + i * C, weight, C, j0, j1, row);
+            if (bias != nullptr)
+                for (std::int64_t j = j0; j < j1; ++j) row[j] += bias[j];
+        }
+    });
+}
+
+/// dst[i] = the bfloat16 bits of src[i], i < n (rounding of detail/bfloat16.hpp), in chunks
+/// across threads.
+inline void to_bf16(const float* src, std::int64_t n, std::uint16_t* dst) {
+    constexpr std::int64_t kChunk = 1 << 16;
+    const bool dpbf16 = gemm_detail::current_bf16_kernel() == gemm_detail::Bf16Kernel::avx512bf16;
+    (void)dpbf16;
+    detail::parallel_for((n + kChunk - 1) / kChunk, [&](std::int64_t chunk) {
+        const std::int64_t i0 = chunk * kChunk, len = std::min(kChunk, n - i0);
+#ifdef NANOGPT_X86_SIMD
+        if (dpbf16) {
+            gemm_detail::to_bf16_avx512bf16(src + i0, len, dst + i0);
+            return;
+        }
+#endif
+        for (std::int64_t i = i0; i < i0 + len; ++i) dst[i] = detail::bf16_bits(src[i]);
+    });
 }
 
 }  // namespace nanogpt::kernels

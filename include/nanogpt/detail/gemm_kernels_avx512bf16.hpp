@@ -175,6 +175,61 @@ struct Avx512Bf16Kernel {
     }
 };
 
+// row_bf16_weights (gemm_kernels_bf16.hpp) with vdpbf16ps: x is rounded once into a buffer on
+// the stack, then each weight row streams past in order (one sequential stream, which the
+// hardware prefetchers follow best) into two accumulators.
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) inline void row_bf16_weights_avx512bf16(
+    const float* x, const std::uint16_t* w, std::int64_t C, std::int64_t j0, std::int64_t j1,
+    float* out) {
+    constexpr std::int64_t kMaxC = 8192;  // 16 KiB of rounded x
+    if (C > kMaxC) {
+        row_bf16_weights(x, w, C, j0, j1, out);
+        return;
+    }
+    alignas(64) std::uint16_t xb[kMaxC];
+    for (std::int64_t p = 0; p < C; p += 32) {  // past C: zeros, so the tail needs no mask on x
+        const __m512 lo = _mm512_maskz_loadu_ps(first_lanes(C - p), x + p);
+        const __m512 hi = _mm512_maskz_loadu_ps(first_lanes(C - p - 16), x + p + 16);
+        _mm512_store_si512(xb + p, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+    const std::int64_t full = C / 32 * 32;
+    const __mmask32 tail = __mmask32((1ull << (C - full)) - 1u);
+    for (std::int64_t j = j0; j < j1; ++j) {
+        const std::uint16_t* wj = w + j * C;
+        __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+        std::int64_t p = 0;
+        for (; p + 64 <= full; p += 64) {
+            acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)_mm512_load_si512(xb + p),
+                                    (__m512bh)_mm512_loadu_si512(wj + p));
+            acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)_mm512_load_si512(xb + p + 32),
+                                    (__m512bh)_mm512_loadu_si512(wj + p + 32));
+        }
+        if (p < full) {
+            acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)_mm512_load_si512(xb + p),
+                                    (__m512bh)_mm512_loadu_si512(wj + p));
+            p += 32;
+        }
+        if (p < C)
+            acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)_mm512_load_si512(xb + p),
+                                    (__m512bh)_mm512_maskz_loadu_epi16(tail, wj + p));
+        float lanes[16];  // summed in lane order, so the result is reproducible
+        _mm512_storeu_ps(lanes, _mm512_add_ps(acc0, acc1));
+        float sum = 0.0f;
+        for (float l : lanes) sum += l;
+        out[j] = sum;
+    }
+}
+
+// dst[i] = bf16_bits(src[i]) for i < n, 16 at a time (vcvtneps2bf16).
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16"))) inline void to_bf16_avx512bf16(
+    const float* src, std::int64_t n, std::uint16_t* dst) {
+    for (std::int64_t i = 0; i < n; i += 16) {
+        const __mmask16 live = first_lanes(n - i);
+        const __m256i v = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(live, src + i));
+        _mm256_mask_storeu_epi16(dst + i, live, v);
+    }
+}
+
 }  // namespace nanogpt::kernels::gemm_detail
 
 #endif  // NANOGPT_X86_SIMD

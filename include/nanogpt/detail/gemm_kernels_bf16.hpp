@@ -60,4 +60,26 @@ template <bool TransA, bool TransB>
                   : skinny_bf16_rows<false, false>(g, j0, j1);
 }
 
+// ---- rows against bfloat16 weights ----
+// out[j] = sum_p bf16(x[p]) * w[j*C + p] for j in [j0, j1): one row of x against weights kept as
+// bfloat16 bits [OC, C] (sampling reads every weight once per token, so half the bytes is nearly
+// half the time). Sums in 16 lanes, then the lanes in order: the same bits at any thread count.
+[[gnu::always_inline]] inline void row_bf16_weights(const float* x, const std::uint16_t* w,
+                                                    std::int64_t C, std::int64_t j0,
+                                                    std::int64_t j1, float* out) {
+    for (std::int64_t j = j0; j < j1; ++j) {
+        const std::uint16_t* wj = w + j * C;
+        float lanes[16] = {};
+        std::int64_t p = 0;
+        for (; p + 16 <= C; p += 16)
+            for (int l = 0; l < 16; ++l)
+                lanes[l] += detail::round_to_bf16(x[p + l]) * detail::bf16_to_float(wj[p + l]);
+        for (int l = 0; p < C; ++p, ++l)
+            lanes[l] += detail::round_to_bf16(x[p]) * detail::bf16_to_float(wj[p]);
+        float sum = 0.0f;
+        for (int l = 0; l < 16; ++l) sum += lanes[l];
+        out[j] = sum;
+    }
+}
+
 }  // namespace nanogpt::kernels::gemm_detail
