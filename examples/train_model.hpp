@@ -53,9 +53,8 @@ public:
                                          ") differs from the checkpoint's (vocab_size " +
                                          std::to_string(c.vocab_size) + "): not the same dataset");
             }
-            const nanogpt::Dtype dtype = s_.model.dtype;
+            adopt("checkpoint's", "dtype", c.dtype != s_.model.dtype, nanogpt::dtype_name(c.dtype));
             s_.model = c;
-            s_.model.dtype = dtype;
         }
         return nanogpt::GPT<float>(s_.model, s_.seed);
     }
