@@ -99,6 +99,7 @@ public:
         data_rng_.reseed(s_.seed ^
                          0x5eedda7aULL);  // batches: a stream apart from the weights' seed
         if (s_.init_from == "resume") resume();
+        model_.set_fused_attention(s_.fused_attention);
         peak_measured_ = !(s_.peak_gflops > 0);
         // MFU against this machine's peak for the dtype in use, not a constant from another CPU.
         if (peak_measured_) s_.peak_gflops = bench::measured_peak_gflops(model_.config().dtype);

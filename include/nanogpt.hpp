@@ -32,6 +32,7 @@
 #include <nanogpt/sampling.hpp>   // temperature, top-k, top-p sampling of one logits row
 #include <nanogpt/kv_cache.hpp>   // KVCache: generation that reuses cached keys and values
 #include <nanogpt/model.hpp>      // GPT: forward, generate
+#include <nanogpt/tape_print.hpp>  // print_tape, write_dot: what a forward recorded, as text or DOT
 #include <nanogpt/optim.hpp>      // AdamW, clip_grad_norm, LRSchedule
 #include <nanogpt/tokenizer.hpp>  // CharTokenizer: characters <-> ids
 #include <nanogpt/bpe_tokenizer.hpp>  // GPT2Tokenizer: GPT-2's byte-level BPE (encoder.json + vocab.bpe)

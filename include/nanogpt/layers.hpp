@@ -104,6 +104,7 @@ struct CausalSelfAttention {
     Linear<T> c_proj;  // C -> C, a residual projection
     std::int64_t n_head;
     Dropout<T> attn_dropout, resid_dropout;
+    bool fused = true;  // the fused kernel, or nanoGPT's op-by-op form (GPT::set_fused_attention)
 
     CausalSelfAttention(Parameters<T>& params, const std::string& name, const LayerShape& s,
                         const std::shared_ptr<DropoutControl>& control)
@@ -124,10 +125,11 @@ struct CausalSelfAttention {
     Tensor<T> forward(const Tensor<T>& x) const {
         const Tensor<T> qkv = c_attn.forward(x);  // (B, T, 3C)
         const bool drop = attn_dropout.control->training && attn_dropout.p > 0.0;
-        const Tensor<T> y =
-            causal_self_attention(qkv, n_head, drop ? attn_dropout.p : 0.0,
-                                  drop ? attn_dropout.control->rng.next_u64() : 0);  // (B, T, C)
-        return resid_dropout.forward(c_proj.forward(y));                             // (B, T, C)
+        const double p = drop ? attn_dropout.p : 0.0;
+        const std::uint64_t seed = drop ? attn_dropout.control->rng.next_u64() : 0;
+        const Tensor<T> y = fused ? causal_self_attention(qkv, n_head, p, seed)  // (B, T, C)
+                                  : composed_causal_self_attention(qkv, n_head, p, seed);
+        return resid_dropout.forward(c_proj.forward(y));  // (B, T, C)
     }
 };
 

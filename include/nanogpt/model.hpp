@@ -119,6 +119,15 @@ public:
     void eval() { train(false); }
     bool training() const { return dropout_->training; }
 
+    /// Attention by the fused kernel (the default) or by composed_causal_self_attention, nanoGPT's
+    /// op-by-op form with every head visible on the tape (slower, and it keeps the (B, nh, T, T)
+    /// weights). The same function either way, so it is not part of the model: checkpoints do
+    /// not record it.
+    void set_fused_attention(bool fused) {
+        for (Block<T>& block : blocks_) block.attn.fused = fused;
+    }
+    bool fused_attention() const { return blocks_.empty() || blocks_.front().attn.fused; }
+
     const GPTConfig& config() const { return config_; }
     /// The number format of the matrix products from now on (GPTConfig::dtype).
     void set_dtype(Dtype dtype) {

@@ -152,9 +152,16 @@ public:
         t.data_ = static_cast<T*>(tape.allocate(bytes));
         t.generation_ = tape.generation();
         t.requires_grad_ = requires_grad && tape.grad_enabled();
-        if (t.requires_grad_) t.grad_slot_ = tape.add_grad_slot(bytes);
+        if (t.requires_grad_) {
+            std::array<std::int64_t, Shape::kMaxDims> dims{};
+            for (int i = 0; i < shape.ndim(); ++i) dims[static_cast<std::size_t>(i)] = shape[i];
+            t.grad_slot_ = tape.add_grad_slot(bytes, dims, shape.ndim());
+        }
         return t;
     }
+
+    /// How an op names this tensor as one of its inputs when it records its tape node.
+    operator NodeInput() const { return NodeInput{grad_slot_, data_}; }
 
     /// Same elements and gradient, another shape with the same number of elements (no copy).
     Tensor reshape(const Shape& shape) const {

@@ -8,10 +8,10 @@
 #
 # The GPT-2 paths (prepare --tokenizer=gpt2, train init_from=gpt2, sample --weights) are compared
 # with the library's results in tests/test_gpt2_programs.cpp; here only their errors.
-#   readme_table  the README's config table equals `train --print_config_table`
+#   config_table  docs/training.md's config table equals `train --print_config_table`
 #
 #   cmake -DMODE=resume -DPREPARE=... -DTRAIN=... -DSAMPLE=... -DWORK_DIR=... [-DPYTHON=...]
-#         [-DREADME=...] -P run_workflow.cmake
+#         [-DTRAINING_DOC=...] -P run_workflow.cmake
 
 cmake_minimum_required(VERSION 3.21)
 include("${CMAKE_CURRENT_LIST_DIR}/sample_text.cmake")
@@ -159,6 +159,23 @@ elseif(MODE STREQUAL "errors")
     # A learning rate this large overflows the weights: the run must stop, name the step, fail.
     run_program(COMMAND "${TRAIN}" ${tiny} --out_dir=nan --learning_rate=1e30 --warmup_iters=0 --grad_clip=0
         EXPECT fail CONTAINS "diverged at step")
+    # Sizes from flags and files are overflow-checked and bounded (issue 11, item 5): a clear
+    # std::invalid_argument / std::runtime_error naming the field or file, never bad_alloc.
+    run_program(COMMAND "${TRAIN}" ${tiny} --block_size=9223372036854775807 EXPECT fail
+        CONTAINS "num_parameters (block_size x n_embd) = 9223372036854775807 x 16")
+    run_program(COMMAND "${TRAIN}" ${tiny} --n_embd=4294967296 --n_head=1 EXPECT fail
+        CONTAINS "num_parameters (n_embd^2) = 4294967296 x 4294967296")
+    run_program(COMMAND "${TRAIN}" ${tiny} --batch_size=1000000000000 EXPECT fail
+        CONTAINS "batch_size = 1000000000000: activation elements")
+    file(MAKE_DIRECTORY "${WORK_DIR}/a_directory")
+    run_program(COMMAND "${SAMPLE}" --checkpoint=a_directory EXPECT fail
+        CONTAINS "checkpoint 'a_directory': not a regular file")
+    file(COPY "${WORK_DIR}/data/" DESTINATION "${WORK_DIR}/huge_vocab")
+    file(READ "${WORK_DIR}/huge_vocab/meta.txt" meta)
+    string(REGEX REPLACE "vocab_size = [0-9]+" "vocab_size = 2000000000" meta "${meta}")
+    file(WRITE "${WORK_DIR}/huge_vocab/meta.txt" "${meta}")
+    run_program(COMMAND "${TRAIN}" ${tiny} --data_dir=huge_vocab EXPECT fail
+        CONTAINS "vocab_size 2000000000 exceeds 65536")
     # The divergence rule (docs/formats.md): a checkpoint replaces the previous one only once the
     # step after it produced a finite loss and gradient norm. Resumed with that learning rate and
     # an evaluation (always_save_checkpoint) every step, the first update makes the weights huge
@@ -203,24 +220,24 @@ elseif(MODE STREQUAL "sample")
     run_program(COMMAND "${SAMPLE}" --weights=none.safetensors EXPECT fail
         CONTAINS "safetensors 'none.safetensors': cannot open the file")
 
-elseif(MODE STREQUAL "readme_table")
+elseif(MODE STREQUAL "config_table")
     execute_process(COMMAND "${TRAIN}" --print_config_table OUTPUT_VARIABLE table RESULT_VARIABLE rc)
     if(NOT rc EQUAL 0)
         fail("train --print_config_table failed")
     endif()
-    file(READ "${README}" readme)
+    file(READ "${TRAINING_DOC}" doc)
     set(begin_marker "<!-- config-table:begin -->\n")
-    string(FIND "${readme}" "${begin_marker}" begin)
-    string(FIND "${readme}" "<!-- config-table:end -->" end)
+    string(FIND "${doc}" "${begin_marker}" begin)
+    string(FIND "${doc}" "<!-- config-table:end -->" end)
     if(begin EQUAL -1 OR end EQUAL -1)
-        fail("README.md lacks the config-table markers")
+        fail("${TRAINING_DOC} lacks the config-table markers")
     endif()
     string(LENGTH "${begin_marker}" skip)
     math(EXPR begin "${begin} + ${skip}")
     math(EXPR length "${end} - ${begin}")
-    string(SUBSTRING "${readme}" ${begin} ${length} documented)
+    string(SUBSTRING "${doc}" ${begin} ${length} documented)
     if(NOT documented STREQUAL table)
-        fail("README.md's config table differs from `train --print_config_table`; paste this between the "
+        fail("${TRAINING_DOC}'s config table differs from `train --print_config_table`; paste this between the "
              "config-table markers:\n${table}")
     endif()
 

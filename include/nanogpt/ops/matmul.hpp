@@ -106,7 +106,7 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool trans_a = false,
     Tensor<T> out = Tensor<T>::graph_output(out_shape, detail::any_requires_grad(a, b));
     kernels::matmul_forward(out.data(), a.data(), b.data(), d);
     if (out.requires_grad()) {
-        Tape::current().record("matmul", [out, a, b, d, dtype = matmul_dtype()] {
+        Tape::current().record("matmul", {a, b}, [out, a, b, d, dtype = matmul_dtype()] {
             MatmulDtypeScope scope(dtype);  // the backward's products in the forward's dtype
             kernels::matmul_backward(a.grad(), b.grad(), a.data(), b.data(), out.grad(), d);
         });
@@ -170,14 +170,15 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
     kernels::linear_forward(out.data(), x.data(), weight.data(), has_bias ? bias.data() : nullptr,
                             N, C, OC);
     if (out.requires_grad()) {
-        Tape::current().record("linear", [out, x, weight, bias, has_bias, N, C, OC,
-                                          dtype = matmul_dtype()] {
-            MatmulDtypeScope scope(dtype);
-            const auto dx = x.grad_for_write();
-            kernels::linear_backward(dx.data, dx.overwrite, weight.grad(),
-                                     has_bias ? bias.grad() : nullptr, x.data(), weight.data(),
-                                     out.grad(), N, C, OC);
-        });
+        Tape::current().record(
+            "linear", {x, weight, bias}, [out, x, weight, bias, has_bias, N, C, OC,
+                                              dtype = matmul_dtype()] {
+                MatmulDtypeScope scope(dtype);
+                const auto dx = x.grad_for_write();
+                kernels::linear_backward(dx.data, dx.overwrite, weight.grad(),
+                                         has_bias ? bias.grad() : nullptr, x.data(), weight.data(),
+                                         out.grad(), N, C, OC);
+            });
     }
     return out;
 }
@@ -255,17 +256,19 @@ Tensor<T> linear_gelu(const Tensor<T>& x, const Tensor<T>& weight,
     kernels::linear_gelu_forward(out.data(), h.data(), x.data(), weight.data(),
                                  has_bias ? bias.data() : nullptr, N, C, OC);
     if (out.requires_grad()) {
-        Tape::current().record("linear_gelu", [out, h, x, weight, bias, has_bias, N, C, OC,
-                                               dtype = matmul_dtype()] {
-            MatmulDtypeScope scope(dtype);
-            const auto dx = x.grad_for_write();
-            const auto scratch_bytes =
-                static_cast<std::size_t>(kernels::linear_gelu_backward_scratch(N, OC)) * sizeof(T);
-            T* scratch = static_cast<T*>(Tape::current().backward_scratch(scratch_bytes));
-            kernels::linear_gelu_backward(dx.data, dx.overwrite, weight.grad(),
-                                          has_bias ? bias.grad() : nullptr, scratch, x.data(),
-                                          weight.data(), h.data(), out.grad(), N, C, OC);
-        });
+        Tape::current().record(
+            "linear_gelu", {x, weight, bias}, [out, h, x, weight, bias, has_bias, N, C, OC,
+                                                dtype = matmul_dtype()] {
+                MatmulDtypeScope scope(dtype);
+                const auto dx = x.grad_for_write();
+                const auto scratch_bytes =
+                    static_cast<std::size_t>(kernels::linear_gelu_backward_scratch(N, OC)) *
+                    sizeof(T);
+                T* scratch = static_cast<T*>(Tape::current().backward_scratch(scratch_bytes));
+                kernels::linear_gelu_backward(dx.data, dx.overwrite, weight.grad(),
+                                              has_bias ? bias.grad() : nullptr, scratch, x.data(),
+                                              weight.data(), h.data(), out.grad(), N, C, OC);
+            });
     }
     return out;
 }
