@@ -23,7 +23,7 @@
 #include <nanogpt/ops/matmul.hpp>       // matmul (batched, transposed forms), linear
 #include <nanogpt/ops/shape.hpp>        // transpose, slice_last (split and merge heads)
 #include <nanogpt/ops/norm.hpp>         // layernorm
-#include <nanogpt/ops/attention.hpp>    // softmax (optionally causal), fused causal_self_attention
+#include <nanogpt/ops/attention.hpp>    // softmax; attention composed from ops, and fused
 #include <nanogpt/ops/embedding.hpp>    // embedding lookup with scatter-add backward
 #include <nanogpt/ops/loss.hpp>         // cross_entropy fused with softmax, ignore index -1
 #include <nanogpt/parameters.hpp>       // Parameters: one buffer for weights, one for gradients

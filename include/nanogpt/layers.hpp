@@ -1,7 +1,7 @@
 // layers.hpp — the building blocks of a GPT in nanoGPT's order: Linear, Embedding, LayerNorm,
 // Dropout, CausalSelfAttention, MLP, Block. Each layer takes its parameters from the model's
 // single buffer (parameters.hpp) under GPT-2's names, and its forward is a few differentiable ops.
-// Builds on ops/*.hpp; read next: model.hpp.
+// Builds on ops/*.hpp; read next: config.hpp.
 #pragma once
 
 #include <cmath>    // std::sqrt
@@ -51,9 +51,8 @@ struct Embedding {
     Embedding(Parameters<T>& params, const std::string& name, std::int64_t num, std::int64_t dim)
         : weight(params.add(name + ".weight", Shape{num, dim}, Init::normal(kInitStd))) {}
 
-    Tensor<T> forward(const Tensor<std::int32_t>& ids) const {
-        return embedding(ids, weight);
-    }  // (..., dim)
+    /// One row of weight per id: ids (...) -> (..., dim).
+    Tensor<T> forward(const Tensor<std::int32_t>& ids) const { return embedding(ids, weight); }
 };
 
 /// Layer normalisation with a learned scale and (optional) shift.

@@ -1,6 +1,6 @@
 // model.hpp — GPT: token + position embeddings, n_layer pre-LN blocks, a final layernorm and a
 // head that reuses the token embedding (weight tying), exactly GPT-2's architecture as in
-// nanoGPT's model.py. Builds on layers.hpp, config.hpp and sampling.hpp; read next: optim.hpp.
+// nanoGPT's model.py. Builds on layers.hpp, config.hpp and sampling.hpp; read next: tape_print.hpp.
 #pragma once
 
 #include <algorithm>   // std::min

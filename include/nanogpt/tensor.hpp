@@ -2,14 +2,11 @@
 //
 // Ownership, in one paragraph: a Tensor is a cheap handle (like a shared_ptr), copying it never
 // copies elements. Its memory comes from one of three places:
-//   * owned     — Tensor<T>(shape) or from_vector(): heap memory shared by all copies of the
-//   handle;
-//   * view      — Tensor<T>::view(): points into memory someone else keeps alive (the model's
-//   single
-//                 parameter buffer and gradient buffer; see parameters.hpp);
-//   * graph     — made by an op: lives in the tape's arena until the next Tape::begin_graph()
-//                 (GPT::forward starts a new graph). Touching it after that throws
-//                 std::logic_error.
+//   * owned: Tensor<T>(shape) or from_vector(), heap memory shared by all copies of the handle;
+//   * view: Tensor<T>::view(), memory someone else keeps alive (the model's single parameter
+//     buffer and gradient buffer, see parameters.hpp);
+//   * graph: made by an op, it lives in the tape's arena until the next Tape::begin_graph()
+//     (GPT::forward starts a new graph); touching it after that throws std::logic_error.
 // T is float for training and double for finite-difference gradient checks; integer T (token ids)
 // works as plain storage without gradients. Builds on tape.hpp; read next: ops/elementwise.hpp.
 #pragma once

@@ -4,7 +4,7 @@
 // results are identical run to run (see detail/parallel.hpp). The default is one thread per core.
 // A program that runs several models at once, or shares the machine, sets a smaller count once
 // at start-up. Builds without OpenMP run every loop on the calling thread: num_threads() is 1
-// and set_num_threads only checks its argument. Read next: tensor.hpp.
+// and set_num_threads only checks its argument. Read next: tape.hpp.
 #pragma once
 
 #include <stdexcept>  // std::invalid_argument

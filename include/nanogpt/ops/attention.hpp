@@ -252,7 +252,7 @@ void attention_backward_reference(T* dqkv, T* scratch, const T* dout, const T* q
 // each head's result does not depend on which worker ran it.
 // The workers' bodies are always_inline so that parallel_for's AVX-512 / AVX2 copy of them
 // really contains the softmax loops: left as a call, the lambda is compiled for the baseline
-// SSE2 target and its exp, max and sum loops ran 2-3 times slower (forward 20% slower in all).
+// SSE2 target and its exp, max and sum loops run unvectorised.
 
 /// Query rows per block. Every block re-packs keys 0 .. keys-1 for each product (per head a cost
 /// ~ T^2 / rows) and computes the masked half of its diagonal square (~ T x rows), so the best
@@ -376,8 +376,8 @@ void attention_backward(T* dqkv, T* workspace, const T* dout, const T* qkv, cons
                         }
                     }
                     // A pass of its own: fused into the recompute of P above, the stores to P
-                    // between loads of dP (which might alias, for all the compiler knows) kept
-                    // the loop from vectorising, and it ran 3x slower.
+                    // between loads of dP (which might alias, for all the compiler knows) keep
+                    // the loop from vectorising.
                     const T dot = detail::sum_of<T>(
                         t + 1, [&](std::int64_t t2) { return row[t2] * drow[t2]; });  // sum p dp
                     for (std::int64_t t2 = 0; t2 <= t; ++t2)

@@ -1,6 +1,7 @@
 // ops/elementwise.hpp — add (with broadcasting of a trailing block, e.g. a bias), mul, scale,
 // GELU, dropout and sum: the pointwise ops of a GPT, each as forward kernel, backward kernel and
-// a differentiable wrapper that records one tape node. Builds on tensor.hpp; read next: matmul.hpp.
+// a differentiable wrapper that records one tape node. Builds on tensor.hpp.
+// Read next: ops/matmul.hpp.
 #pragma once
 
 #include <algorithm>  // std::min

@@ -1,7 +1,7 @@
 // ops/loss.hpp — cross-entropy over logits with integer targets, fused with the softmax:
 // loss = mean over positions with target != -1 of (logsumexp(logits) - logits[target]).
 // The forward keeps only each row's logsumexp; the backward rebuilds the probabilities from the
-// logits, so no [N, V] probability matrix is stored. Read next: layers.hpp.
+// logits, so no [N, V] probability matrix is stored. Read next: parameters.hpp.
 #pragma once
 
 #include <algorithm>  // std::max

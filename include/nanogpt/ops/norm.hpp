@@ -1,6 +1,6 @@
 // ops/norm.hpp — layernorm over the last dimension (eps 1e-5, as GPT-2), with learned weight and
-// optional bias. The forward caches each row's mean and 1/std for the backward. Read next:
-// ops/softmax.hpp.
+// optional bias. The forward caches each row's mean and 1/std for the backward.
+// Read next: ops/attention.hpp.
 #pragma once
 
 #include <algorithm>  // std::min
