@@ -8,7 +8,8 @@
 // The setting is process-wide, like PyTorch's torch.set_float32_matmul_precision, because the
 // products run on OpenMP worker threads as well; GPT sets it from GPTConfig::dtype around its
 // forward, and each op's backward reuses the setting its forward ran with.
-// Only float products change: double stays double (the gradient checks). Read next: detail/gemm.hpp.
+// Only float products change: double stays double (the gradient checks). Kernels: detail/gemm.hpp
+// and detail/gemm_bf16.hpp. Read next: ops/elementwise.hpp.
 #pragma once
 
 #include <atomic>     // std::atomic
