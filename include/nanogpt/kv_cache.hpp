@@ -78,7 +78,8 @@ public:
         layernorm_rows(ln_f, x + (n - 1) * C, 1);  // only the last position predicts
         if (w16 != nullptr) {  // the head's copy is the last matrix
             kernels::linear_forward_bf16_weights(logits, h_.data(),
-                                                 w16 + bf16_count_ - config_.vocab_size * C,
+                                                 bf16_weights_.get() + bf16_count_ -
+                                                     config_.vocab_size * C,
                                                  nullptr, 1, C, config_.vocab_size);
         } else {
             kernels::linear_forward(logits, h_.data(), wte.weight.data(),
