@@ -2,9 +2,11 @@
 // rounding), same tokens, including when the context window slides past block_size.
 #include <catch2/catch.hpp>
 
-#include <cmath>    // std::fabs
-#include <cstdint>  // std::int32_t
-#include <vector>   // std::vector
+#include <algorithm>  // std::copy, std::fill
+#include <cmath>      // std::fabs
+#include <cstdint>    // std::int32_t
+#include <stdexcept>  // std::invalid_argument, std::out_of_range
+#include <vector>     // std::vector
 
 #include <nanogpt/model.hpp>
 
@@ -48,9 +50,15 @@ TEST_CASE("generation: cached logits match the forward pass at every position") 
     double worst = 0;
     std::int64_t fed = 0;
     for (std::int64_t chunk : {4, 1, 1, 1, 1, 1}) {
-        cache.forward(tokens.data() + fed, chunk, model.wte(), model.wpe(), model.blocks(),
-                      model.ln_f(), logits.data());
+        Tensor<std::int32_t> ids(Shape{1, chunk});
+        std::copy(tokens.begin() + fed, tokens.begin() + fed + chunk, ids.data());
+        {
+            NoGradGuard no_grad;
+            const auto step = model.forward(ids, cache).logits.to_vector();  // (1, chunk, V)
+            std::copy(step.end() - V, step.end(), logits.begin());           // the last position
+        }
         fed += chunk;
+        CHECK(cache.length() == fed);
         for (std::int64_t v = 0; v < V; ++v) {
             worst = std::max(worst, double(std::fabs(logits[v] - full[(fed - 1) * V + v])));
         }
@@ -75,11 +83,15 @@ TEST_CASE("generation: dtype bfloat16 reads a bfloat16 copy of the weights") {
         if (cached) {
             KVCache<float> cache(config);
             CHECK(cache.uses_bf16_weights() == (dtype == Dtype::bfloat16));
-            cache.forward(tokens.data(), 3, model.wte(), model.wpe(), model.blocks(), model.ln_f(),
-                          logits.data());
-            for (std::int64_t i = 3; i < n; ++i)
-                cache.forward(tokens.data() + i, 1, model.wte(), model.wpe(), model.blocks(),
-                              model.ln_f(), logits.data());
+            NoGradGuard no_grad;
+            const auto step = [&](std::int64_t first, std::int64_t count) {
+                Tensor<std::int32_t> idx(Shape{1, count});
+                std::copy(tokens.begin() + first, tokens.begin() + first + count, idx.data());
+                const auto all = model.forward(idx, cache).logits.to_vector();
+                std::copy(all.end() - V, all.end(), logits.begin());
+            };
+            step(0, 3);
+            for (std::int64_t i = 3; i < n; ++i) step(i, 1);
         } else {
             Tensor<std::int32_t> idx(Shape{1, n});
             std::copy(tokens.begin(), tokens.end(), idx.data());
@@ -106,4 +118,32 @@ TEST_CASE("generation: dtype bfloat16 reads a bfloat16 copy of the weights") {
     CHECK(same < 1e-2);
     CHECK(other > 1e-4);
     CHECK(bf16_cached == run(Dtype::bfloat16, true));  // deterministic
+}
+
+TEST_CASE("generation: KV cache errors name the problem") {
+    GPTConfig config = GPTConfig::tiny();  // block_size 16
+    GPT<float> model(config, 5);
+    KVCache<float> cache(config);
+    Tensor<std::int32_t> ids(Shape{1, 10});
+    std::fill(ids.data(), ids.data() + 10, 1);
+    SECTION("attention against the cache has no backward") {
+        REQUIRE_THROWS_AS(model.forward(ids, cache), std::invalid_argument);
+        REQUIRE_THROWS_WITH(model.forward(ids, cache), Catch::Contains("NoGradGuard"));
+    }
+    SECTION("more positions than block_size") {
+        NoGradGuard no_grad;
+        (void)model.forward(ids, cache);
+        CHECK(cache.length() == 10);
+        REQUIRE_THROWS_WITH(model.forward(ids, cache),
+                            "GPT::forward: sequence length 20 is outside [1, block_size = 16]");
+    }
+    SECTION("a batch of several sequences") {
+        NoGradGuard no_grad;
+        REQUIRE_THROWS_WITH(model.forward(Tensor<std::int32_t>(Shape{2, 3}), cache),
+                            "GPT::forward: with a KV cache idx must be [1, T], got [2, 3]");
+    }
+    SECTION("layer index") {
+        REQUIRE_THROWS_AS(cache.layer(2), std::out_of_range);
+        REQUIRE_THROWS_WITH(cache.layer(-1), "KVCache::layer: -1 is not in [0, 2)");
+    }
 }

@@ -12,11 +12,13 @@
 
 #include <cstdint>  // std::int64_t
 
+#include <nanogpt/detail/cpu_features.hpp>  // NANOGPT_ALWAYS_INLINE
+
 namespace nanogpt::detail {
 
 /// sum over i in [0, n) of term(i), in the fixed 16-lane order described above.
 template <class T, class Term>
-[[gnu::always_inline]] inline T sum_of(std::int64_t n, const Term& term) {
+NANOGPT_ALWAYS_INLINE inline T sum_of(std::int64_t n, const Term& term) {
     constexpr int kLanes = 16;
     T lanes[kLanes] = {};
     std::int64_t i = 0;
@@ -30,7 +32,7 @@ template <class T, class Term>
 
 /// max over i in [0, n) of x[i], for n >= 1 (16 independent running maxima, then combined).
 template <class T>
-[[gnu::always_inline]] inline T max_of(std::int64_t n, const T* x) {
+NANOGPT_ALWAYS_INLINE inline T max_of(std::int64_t n, const T* x) {
     constexpr int kLanes = 16;
     std::int64_t i = 0;
     T best = x[0];
