@@ -120,7 +120,7 @@ public:
                 for (std::int64_t begin = 0; begin < n; begin += piece) {
                     const nanogpt::ShardRange p = part(own, begin, std::min(piece, n - begin));
                     if (p.size() <= 0) continue;
-                    nanogpt::detail::check_mpi(
+                    nanogpt::check_mpi(
                         MPI_Send(from.data() + (p.begin - own.begin), static_cast<int>(p.size()),
                                  MPI_FLOAT, 0, which, MPI_COMM_WORLD),
                         "save_moments: MPI_Send");
@@ -140,7 +140,7 @@ public:
                 if (r == 0) {
                     std::copy(mine.begin() + p.begin, mine.begin() + p.end, out + (p.begin - begin));
                 } else {
-                    nanogpt::detail::check_mpi(
+                    nanogpt::check_mpi(
                         MPI_Recv(out + (p.begin - begin), static_cast<int>(p.size()), MPI_FLOAT,
                                  static_cast<int>(r), which, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
                         "save_moments: MPI_Recv");

@@ -510,8 +510,12 @@ Checkpoint<T> read_checkpoint_fields(ByteReader& r, std::uint32_t version, const
                std::to_string(n * sizeof(T)) + " bytes, " + std::to_string(r.remaining()) +
                " remain");
     }
-    if (to.model != nullptr && !(to.model->config() == ck.config))
-        r.fail("the model's configuration does not match the checkpoint's");
+    if (to.model != nullptr) {  // the architecture must match; the dtype need not
+        GPTConfig architecture = to.model->config();
+        architecture.dtype = ck.config.dtype;
+        if (!(architecture == ck.config))
+            r.fail("the model's configuration does not match the checkpoint's");
+    }
     if (to.header_only) return ck;
     T* weights = to.model != nullptr ? to.model->parameters().data() : nullptr;
     if (weights == nullptr) {

@@ -36,8 +36,8 @@
 
 namespace nanogpt {
 
-namespace detail {
-
+/// Throws std::runtime_error naming `call` and MPI's message when rc is not MPI_SUCCESS (for
+/// programs that make MPI calls of their own beside this header's).
 inline void check_mpi(int rc, const char* call) {
     if (rc != MPI_SUCCESS) {
         char text[MPI_MAX_ERROR_STRING];
@@ -46,6 +46,8 @@ inline void check_mpi(int rc, const char* call) {
         throw std::runtime_error(std::string(call) + " failed: " + std::string(text, length));
     }
 }
+
+namespace detail {
 
 template <class T>
 MPI_Datatype mpi_type() {
@@ -63,7 +65,7 @@ class MpiSession {
 public:
     MpiSession(int& argc, char**& argv) {
         int provided = 0;
-        detail::check_mpi(MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided),
+        check_mpi(MPI_Init_thread(&argc, &argv, MPI_THREAD_SERIALIZED, &provided),
                           "MPI_Init_thread");
         MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
         MPI_Comm_size(MPI_COMM_WORLD, &world_size_);
@@ -99,7 +101,7 @@ void allreduce_mean_gradients(Parameters<T>& params, MPI_Comm comm = MPI_COMM_WO
     const std::int64_t n = params.size();
     for (std::int64_t begin = 0; begin < n; begin += INT_MAX) {
         const int count = static_cast<int>(std::min<std::int64_t>(n - begin, INT_MAX));
-        detail::check_mpi(
+        check_mpi(
             MPI_Allreduce(MPI_IN_PLACE, g + begin, count, detail::mpi_type<T>(), MPI_SUM, comm),
             "allreduce_mean_gradients: MPI_Allreduce");
     }
@@ -112,7 +114,7 @@ inline double allreduce_mean(double value, MPI_Comm comm = MPI_COMM_WORLD) {
     int world_size = 1;
     MPI_Comm_size(comm, &world_size);
     double sum = value;
-    detail::check_mpi(MPI_Allreduce(&value, &sum, 1, MPI_DOUBLE, MPI_SUM, comm),
+    check_mpi(MPI_Allreduce(&value, &sum, 1, MPI_DOUBLE, MPI_SUM, comm),
                       "allreduce_mean: MPI_Allreduce");
     return sum / world_size;
 }
@@ -122,7 +124,7 @@ inline double allreduce_mean(double value, MPI_Comm comm = MPI_COMM_WORLD) {
 /// others waiting in the next collective.
 inline bool any_rank_failed(bool local_failed, MPI_Comm comm = MPI_COMM_WORLD) {
     int local = local_failed ? 1 : 0, any = 0;
-    detail::check_mpi(MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_LOR, comm),
+    check_mpi(MPI_Allreduce(&local, &any, 1, MPI_INT, MPI_LOR, comm),
                       "any_rank_failed: MPI_Allreduce");
     return any != 0;
 }
@@ -260,7 +262,7 @@ public:
         double sum = sum_of_squares(params_.grad() + own.begin, own.size());
         if (options_.zero_stage == 1) {
             double local = sum;
-            detail::check_mpi(MPI_Allreduce(&local, &sum, 1, MPI_DOUBLE, MPI_SUM, comm_),
+            check_mpi(MPI_Allreduce(&local, &sum, 1, MPI_DOUBLE, MPI_SUM, comm_),
                               "GradientSync::grad_norm: MPI_Allreduce");
         }
         return std::sqrt(sum) * gradient_scale();
@@ -278,7 +280,7 @@ public:
             counts.push_back(static_cast<int>(s.size()));
             displs.push_back(static_cast<int>(s.begin));
         }
-        detail::check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, params_.data(),
+        check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, params_.data(),
                                          counts.data(), displs.data(), detail::mpi_type<T>(),
                                          comm_),
                           "GradientSync::gather_parameters: MPI_Allgatherv");
@@ -353,13 +355,13 @@ private:
         const auto count = static_cast<int>(b.range.size());
         const MPI_Datatype type = detail::mpi_type<T>();
         if (options_.zero_stage == 0) {
-            detail::check_mpi(
+            check_mpi(
                 blocking ? MPI_Allreduce(MPI_IN_PLACE, g, count, type, MPI_SUM, comm_)
                          : MPI_Iallreduce(MPI_IN_PLACE, g, count, type, MPI_SUM, comm_,
                                           &requests_[i]),
                 "GradientSync: MPI_Allreduce");
         } else {
-            detail::check_mpi(
+            check_mpi(
                 blocking ? MPI_Reduce_scatter(MPI_IN_PLACE, g, b.counts.data(), type, MPI_SUM,
                                               comm_)
                          : MPI_Ireduce_scatter(MPI_IN_PLACE, g, b.counts.data(), type, MPI_SUM,
@@ -414,7 +416,7 @@ private:
                 if (active > 0) {
                     lock.unlock();
                     int done = 0;
-                    detail::check_mpi(
+                    check_mpi(
                         MPI_Testsome(static_cast<int>(requests_.size()), requests_.data(), &done,
                                      indices_.data(), MPI_STATUSES_IGNORE),
                         "GradientSync: MPI_Testsome");
