@@ -20,6 +20,9 @@
 #ifdef NANOGPT_X86_SIMD
 #include <immintrin.h>  // the AVX-512 AdamW loop
 #endif
+#ifdef NANOGPT_ARM_NEON
+#include <arm_neon.h>  // the NEON AdamW loop
+#endif
 
 namespace nanogpt {
 
@@ -55,7 +58,7 @@ struct AdamWConfig {
 };
 
 namespace kernels {
-/// The per-update constants of adamw_update, shared by its plain and AVX-512 loops.
+/// The per-update constants of adamw_update, shared by its plain, AVX-512 and NEON loops.
 template <class T>
 struct AdamWScalars {
     T b1, b2, step_size, inv_sqrt_bias2, decay, eps, grad_scale;
@@ -112,6 +115,33 @@ __attribute__((target("avx512f"))) inline void adamw_span_avx512(float* param, c
 }
 #endif
 
+#ifdef NANOGPT_ARM_NEON
+/// adamw_span for float with NEON, 4 elements at a time, for the same reason as the AVX-512 loop
+/// above (the plain loop's std::sqrt keeps it scalar); same operations in the same order.
+inline void adamw_span_neon(float* param, const float* grad, float* m, float* v,
+                            std::int64_t begin, std::int64_t end, const AdamWScalars<float>& s) {
+    const float32x4_t b1 = vdupq_n_f32(s.b1), one_minus_b1 = vdupq_n_f32(1.0f - s.b1);
+    const float32x4_t b2 = vdupq_n_f32(s.b2), one_minus_b2 = vdupq_n_f32(1.0f - s.b2);
+    const float32x4_t step_size = vdupq_n_f32(s.step_size), decay = vdupq_n_f32(s.decay);
+    const float32x4_t inv_sqrt_bias2 = vdupq_n_f32(s.inv_sqrt_bias2), eps = vdupq_n_f32(s.eps);
+    const float32x4_t scale = vdupq_n_f32(s.grad_scale);
+    std::int64_t i = begin;
+    for (; i + 4 <= end; i += 4) {
+        const float32x4_t g = vmulq_f32(vld1q_f32(grad + i), scale);
+        const float32x4_t mi =
+            vaddq_f32(vmulq_f32(b1, vld1q_f32(m + i)), vmulq_f32(one_minus_b1, g));
+        const float32x4_t vi =
+            vaddq_f32(vmulq_f32(b2, vld1q_f32(v + i)), vmulq_f32(vmulq_f32(one_minus_b2, g), g));
+        vst1q_f32(m + i, mi);
+        vst1q_f32(v + i, vi);
+        const float32x4_t denom = vaddq_f32(vmulq_f32(vsqrtq_f32(vi), inv_sqrt_bias2), eps);
+        vst1q_f32(param + i, vsubq_f32(vmulq_f32(vld1q_f32(param + i), decay),
+                                       vdivq_f32(vmulq_f32(step_size, mi), denom)));
+    }
+    adamw_span(param, grad, m, v, i, end, s);  // the last few
+}
+#endif
+
 // grad_scale multiplies every gradient as it is read (gradient clipping folded into the update,
 // which saves a read and a write of the whole gradient buffer; 1 leaves them as they are).
 template <class T>
@@ -135,6 +165,11 @@ void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr
 #ifdef NANOGPT_X86_SIMD
             if constexpr (std::is_same_v<T, float>) {
                 if (avx512) return adamw_span_avx512(param, grad, m, v, begin, end, s);
+            }
+#endif
+#ifdef NANOGPT_ARM_NEON
+            if constexpr (std::is_same_v<T, float>) {
+                return adamw_span_neon(param, grad, m, v, begin, end, s);
             }
 #endif
             adamw_span(param, grad, m, v, begin, end, s);
