@@ -2,7 +2,7 @@
 // training uses (NT forward, NN input gradient, TN weight gradient), beside OpenBLAS's
 // cblas_sgemm when built with NANOGPT_HAVE_CBLAS. Validates against gemm_reference first.
 //
-// usage: bench_gemm [--runs N] [--kernel avx512|avx2|portable] [--threads T]
+// usage: bench_gemm [--runs N] [--kernel avx512|avx2|neon|portable] [--threads T]
 // Prints medians over N timed runs after two warm-up runs.
 #include <algorithm>  // std::sort, std::max
 #include <chrono>     // std::chrono::steady_clock
@@ -14,15 +14,13 @@
 #include <random>     // std::mt19937
 #include <vector>     // std::vector
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #ifdef NANOGPT_HAVE_CBLAS
 #include <cblas.h>
 #endif
 
 #include "nanogpt/detail/cpu_features.hpp"
 #include "nanogpt/detail/gemm.hpp"
+#include "nanogpt/detail/parallel.hpp"
 #include "peak_flops.hpp"
 
 namespace {
@@ -114,20 +112,17 @@ int main(int argc, char** argv) {
                 return 1;
             }
         }
-#ifdef _OPENMP
         else if (std::strcmp(argv[i], "--threads") == 0)
-            omp_set_num_threads(std::atoi(argv[i + 1]));
-#endif
+            nanogpt::detail::set_threads(std::atoi(argv[i + 1]));
     }
-    int threads = 1;
-#ifdef _OPENMP
-    threads = omp_get_max_threads();
-#endif
+    const int threads = nanogpt::detail::max_threads();
     // The best of two measurements a moment apart: a busy moment can only lower one.
     const double peak = std::max(bench::measured_peak_gflops(), bench::measured_peak_gflops());
     std::printf(
-        "sgemm kernel: %s, threads: %d, runs: %d (median), measured FP32 peak %.1f GFLOP/s\n",
-        nanogpt::kernels::sgemm_kernel_name(), threads, runs, peak);
+        "sgemm kernel: %s, threads: %d (%s), runs: %d (median), measured FP32 peak %.1f "
+        "GFLOP/s\n",
+        nanogpt::kernels::sgemm_kernel_name(), threads, nanogpt::detail::threading_backend(), runs,
+        peak);
     const double err = validate();
     std::printf("validation vs double reference: max rel error %.2e %s\n", err,
                 err < 1e-4 ? "ok" : "FAILED");

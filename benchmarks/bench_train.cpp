@@ -107,10 +107,11 @@ int main(int argc, char** argv) {
             (long long)(c.n_embd / c.n_head), (long long)c.block_size, (long long)w.batch_size,
             n / 1e6);
         std::printf(
-            "threads %d, gemm kernel %s, %lld timed iterations after %lld warm-up, last loss "
-            "%.4f\n",
-            nanogpt::detail::max_threads(), nanogpt::kernels::sgemm_kernel_name(), (long long)iters,
-            (long long)warmup, static_cast<double>(last_loss));
+            "threads %d (%s), gemm kernel %s, %lld timed iterations after %lld warm-up, last "
+            "loss %.4f\n",
+            nanogpt::detail::max_threads(), nanogpt::detail::threading_backend(),
+            nanogpt::kernels::sgemm_kernel_name(), (long long)iters, (long long)warmup,
+            static_cast<double>(last_loss));
         std::printf("MFU against %.1f GFLOP/s FP32 peak (%s)\n", peak,
                     given_peak > 0.0 ? "--peak_gflops" : "measured: FMA loop on every thread");
         std::printf(

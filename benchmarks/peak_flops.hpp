@@ -91,13 +91,10 @@ inline double measured_peak_gflops() {
     volatile float sink = 0.0f;
     for (int trial = 0; trial < 5; ++trial) {
         const auto t0 = std::chrono::steady_clock::now();
-#ifdef _OPENMP
-#pragma omp parallel num_threads(threads)
-#endif
-        {
+        nanogpt::detail::parallel_region(threads, [&](int, int) {
             const float r = peak_detail::run_loop(iters);
             if (r == 12345.0f) sink = r;  // practically never true; keeps the result alive
-        }
+        });
         const double s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const double flops = 2.0 * 12.0 * peak_detail::lanes() * double(iters) * threads;
