@@ -20,7 +20,7 @@
 
 #include "nanogpt/detail/cpu_features.hpp"
 #include "nanogpt/detail/gemm.hpp"
-#include "nanogpt/detail/parallel.hpp"
+#include "nanogpt/threading.hpp"
 #include "peak_flops.hpp"
 
 namespace {
@@ -112,16 +112,16 @@ int main(int argc, char** argv) {
                 return 1;
             }
         }
-        else if (std::strcmp(argv[i], "--threads") == 0)
-            nanogpt::detail::set_threads(std::atoi(argv[i + 1]));
+        else if (std::strcmp(argv[i], "--threads") == 0 && std::atoi(argv[i + 1]) > 0)
+            nanogpt::set_num_threads(std::atoi(argv[i + 1]));
     }
-    const int threads = nanogpt::detail::max_threads();
+    const int threads = nanogpt::num_threads();
     // The best of two measurements a moment apart: a busy moment can only lower one.
     const double peak = std::max(bench::measured_peak_gflops(), bench::measured_peak_gflops());
     std::printf(
         "sgemm kernel: %s, threads: %d (%s), runs: %d (median), measured FP32 peak %.1f "
         "GFLOP/s\n",
-        nanogpt::kernels::sgemm_kernel_name(), threads, nanogpt::detail::threading_backend(), runs,
+        nanogpt::kernels::sgemm_kernel_name(), threads, nanogpt::threading_backend(), runs,
         peak);
     const double err = validate();
     std::printf("validation vs double reference: max rel error %.2e %s\n", err,

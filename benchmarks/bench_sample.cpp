@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
         const int threads = static_cast<int>(args.get_int("threads", 0));
         const bool skip_uncached = args.get_bool("skip_uncached", false);
         args.reject_unknown();
-        if (threads > 0) nanogpt::detail::set_threads(threads);
+        if (threads > 0) nanogpt::set_num_threads(threads);
         nanogpt::GPTConfig config = nanogpt::GPTConfig::preset(model_name);
         config.dropout = 0.0;
         nanogpt::GPT<float> model(config, 1337);
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
         std::printf(
             "model %s: %.2fM parameters, %lld new tokens from a 1-token prompt, %d threads\n",
             model_name.c_str(), static_cast<double>(model.num_parameters()) / 1e6,
-            static_cast<long long>(tokens), nanogpt::detail::max_threads());
+            static_cast<long long>(tokens), nanogpt::num_threads());
         double rate[2] = {0, 0};
         std::vector<std::int32_t> outputs[2];
         for (int cached = skip_uncached ? 1 : 0; cached <= 1; ++cached) {

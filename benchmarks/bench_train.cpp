@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
         const bool profile = args.get_bool("profile", false);
         const double given_peak = args.get_double("peak_gflops", 0.0);  // 0: measure it
         args.reject_unknown();
-        if (threads > 0) nanogpt::detail::set_threads(threads);
+        if (threads > 0) nanogpt::set_num_threads(threads);
         // Measured before and after the timed steps, keeping the higher: a busy moment on a shared
         // machine can only lower a measurement, and a low peak would inflate the MFU.
         double peak = given_peak > 0.0 ? given_peak : bench::measured_peak_gflops();
@@ -109,7 +109,7 @@ int main(int argc, char** argv) {
         std::printf(
             "threads %d (%s), gemm kernel %s, %lld timed iterations after %lld warm-up, last "
             "loss %.4f\n",
-            nanogpt::detail::max_threads(), nanogpt::detail::threading_backend(),
+            nanogpt::num_threads(), nanogpt::threading_backend(),
             nanogpt::kernels::sgemm_kernel_name(), (long long)iters, (long long)warmup,
             static_cast<double>(last_loss));
         std::printf("MFU against %.1f GFLOP/s FP32 peak (%s)\n", peak,

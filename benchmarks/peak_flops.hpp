@@ -15,7 +15,8 @@
 #include <immintrin.h>
 #endif
 
-#include <nanogpt/detail/parallel.hpp>
+#include <nanogpt/detail/parallel.hpp>  // vector_isa
+#include <nanogpt/threading.hpp>
 
 namespace bench {
 
@@ -82,11 +83,11 @@ inline float run_loop(std::int64_t iters) {
 
 }  // namespace peak_detail
 
-/// Measured FP32 peak in GFLOP/s on nanogpt::detail::max_threads() threads (best of 5 trials of
+/// Measured FP32 peak in GFLOP/s on nanogpt::num_threads() threads (best of 5 trials of
 /// about 25 ms each at AVX-512 speed).
 inline double measured_peak_gflops() {
     const std::int64_t iters = 16'000'000;
-    const int threads = nanogpt::detail::max_threads();
+    const int threads = nanogpt::num_threads();
     double best = 0.0;
     volatile float sink = 0.0f;
     for (int trial = 0; trial < 5; ++trial) {

@@ -166,7 +166,7 @@ int run(examples::Args& args) {
     sampling.validate();
     if (num_samples < 0 || max_new_tokens < 0)
         throw std::invalid_argument("--num_samples and --max_new_tokens must be >= 0");
-    if (threads > 0) nanogpt::detail::set_threads(threads);
+    if (threads > 0) nanogpt::set_num_threads(threads);
     if (start.rfind("FILE:", 0) == 0) start = nanogpt::read_text_file(start.substr(5));
 
     Codec codec;

@@ -104,7 +104,7 @@ int run(const Options& o) {
                   << "  scripts/download_shakespeare.sh   (writes data/tinyshakespeare.txt)\n";
         return 1;
     }
-    if (o.threads > 0) nanogpt::detail::set_threads(o.threads);
+    if (o.threads > 0) nanogpt::set_num_threads(o.threads);
     const std::string text = nanogpt::read_text_file(o.data);
     const auto tokenizer = nanogpt::CharTokenizer::from_text(text);
     const auto split = nanogpt::split_train_val(tokenizer.encode(text), 0.9);
@@ -120,7 +120,7 @@ int run(const Options& o) {
         "model: %lld layers, %lld heads, n_embd %lld, block %lld, %.2fM parameters, %d threads\n",
         static_cast<long long>(config.n_layer), static_cast<long long>(config.n_head),
         static_cast<long long>(config.n_embd), static_cast<long long>(config.block_size),
-        static_cast<double>(model.num_parameters()) / 1e6, nanogpt::detail::max_threads());
+        static_cast<double>(model.num_parameters()) / 1e6, nanogpt::num_threads());
     std::filesystem::create_directories(o.out_dir);
     const std::string ckpt_path = o.out_dir + "/ckpt.bin";
 

@@ -14,7 +14,8 @@
 //     optimizer.step(learning_rate);
 #pragma once
 
-#include <nanogpt/detail/random.hpp>  // Random: the one seedable generator (xoshiro256**)
+#include <nanogpt/random.hpp>     // Random: the one seedable generator (xoshiro256**)
+#include <nanogpt/threading.hpp>  // set_num_threads, num_threads: the threads every kernel uses
 #include <nanogpt/tape.hpp>    // Tape: reverse-mode autograd nodes, graph memory, NoGradGuard
 #include <nanogpt/tensor.hpp>  // Shape, Tensor<T>: contiguous storage, grad, ownership rules
 #include <nanogpt/ops/elementwise.hpp>  // add (broadcast), mul, scale, gelu, dropout, sum

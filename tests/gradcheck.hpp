@@ -23,7 +23,7 @@
 #include <utility>     // std::move
 #include <vector>      // std::vector
 
-#include <nanogpt/detail/random.hpp>
+#include <nanogpt/random.hpp>
 #include <nanogpt/ops/elementwise.hpp>
 #include <nanogpt/parameters.hpp>
 #include <nanogpt/tape.hpp>

@@ -8,8 +8,8 @@
 #include <vector>   // std::vector
 
 #include <nanogpt/detail/fast_math.hpp>
-#include <nanogpt/detail/parallel.hpp>
-#include <nanogpt/detail/random.hpp>
+#include <nanogpt/threading.hpp>
+#include <nanogpt/random.hpp>
 #include <nanogpt/ops/attention.hpp>
 
 using namespace nanogpt;
@@ -59,9 +59,9 @@ TEST_CASE("kernels: fast attention matches the reference loops", "[attention]") 
         CHECK(max_abs_diff(dqkv_ref, dqkv_fast) < 1e-5);
 
         // Each head's work does not depend on how heads are dealt to threads.
-        const int threads = detail::max_threads();
+        const int threads = num_threads();
         for (const int n : {1, 3}) {
-            detail::set_threads(n);
+            set_num_threads(n);
             std::vector<float> out_n_threads(out_n), stats_n_threads(stats.size()),
                 dqkv_n_threads(qkv_n, 0.5f),
                 workspace_n(kernels::attention_workspace_size(d, true));
@@ -69,7 +69,7 @@ TEST_CASE("kernels: fast attention matches the reference loops", "[attention]") 
                                        workspace_n.data(), qkv.data(), d);
             kernels::attention_backward(dqkv_n_threads.data(), workspace_n.data(), dout.data(),
                                         qkv.data(), stats_n_threads.data(), d);
-            detail::set_threads(threads);
+            set_num_threads(threads);
             INFO(n << " threads");
             CHECK(out_n_threads == out_fast);
             CHECK(stats_n_threads == stats);

@@ -15,7 +15,7 @@
 #include <vector>     // std::vector
 
 #include <nanogpt/config.hpp>
-#include <nanogpt/detail/parallel.hpp>
+#include <nanogpt/threading.hpp>
 #include <nanogpt/layers.hpp>
 #include <nanogpt/model.hpp>
 #include <nanogpt/optim.hpp>
@@ -489,9 +489,9 @@ TEST_CASE("model: training is reproducible from the seed", "[model]") {
 }
 
 TEST_CASE("model: loss and gradients do not depend on the thread count", "[model]") {
-    const int threads = nanogpt::detail::max_threads();
+    const int threads = nanogpt::num_threads();
     auto run = [](int n, float& loss) {
-        nanogpt::detail::set_threads(n);
+        nanogpt::set_num_threads(n);
         GPT<float> model(GPTConfig::cpu_small(), 71);
         const Ids x = random_ids(Shape{2, 64}, 65, 72), y = random_ids(Shape{2, 64}, 65, 73);
         auto out = model.forward(x, y);
@@ -504,7 +504,7 @@ TEST_CASE("model: loss and gradients do not depend on the thread count", "[model
     float loss1 = 0.0f, loss2 = 0.0f;
     const auto grad1 = run(1, loss1);
     const auto grad2 = run(2, loss2);
-    nanogpt::detail::set_threads(threads);
+    nanogpt::set_num_threads(threads);
     CHECK(std::memcmp(&loss1, &loss2, sizeof(float)) == 0);
     REQUIRE(grad1.size() == grad2.size());
     CHECK(std::memcmp(grad1.data(), grad2.data(), grad1.size() * sizeof(float)) == 0);

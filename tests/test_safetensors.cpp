@@ -13,7 +13,7 @@
 #include <string>      // std::string
 #include <vector>      // std::vector
 
-#include <nanogpt/detail/random.hpp>
+#include <nanogpt/random.hpp>
 #include <nanogpt/model.hpp>
 #include <nanogpt/ops/matmul.hpp>
 #include <nanogpt/safetensors.hpp>

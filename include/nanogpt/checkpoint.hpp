@@ -31,7 +31,7 @@
 #include <nanogpt/config.hpp>
 #include <nanogpt/detail/atomic_file.hpp>
 #include <nanogpt/detail/hash.hpp>
-#include <nanogpt/detail/random.hpp>
+#include <nanogpt/random.hpp>
 #include <nanogpt/model.hpp>
 #include <nanogpt/optim.hpp>
 

@@ -5,7 +5,7 @@
 //
 // get_batch() works over any contiguous sequence of integer token ids (std::span<const Int>), so a
 // memory-mapped uint16 token file (nanoGPT's train.bin) plugs in like an in-memory vector.
-// Builds on tensor.hpp and detail/random.hpp; read next: checkpoint.hpp.
+// Builds on tensor.hpp and random.hpp; read next: checkpoint.hpp.
 #pragma once
 
 #include <cerrno>     // errno
@@ -23,7 +23,7 @@
 #include <utility>    // std::in_range (C++20)
 #include <vector>     // std::vector
 
-#include <nanogpt/detail/random.hpp>
+#include <nanogpt/random.hpp>
 #include <nanogpt/tensor.hpp>
 
 namespace nanogpt {

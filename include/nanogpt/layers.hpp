@@ -9,7 +9,7 @@
 #include <memory>   // std::shared_ptr
 #include <string>   // std::string
 
-#include <nanogpt/detail/random.hpp>
+#include <nanogpt/random.hpp>
 #include <nanogpt/ops/attention.hpp>
 #include <nanogpt/ops/elementwise.hpp>
 #include <nanogpt/ops/embedding.hpp>

@@ -4,7 +4,7 @@
 // the two buffers. One buffer means AdamW, gradient clipping, zeroing, checkpoints, safetensors
 // export and an MPI allreduce each see a single array instead of a list of tensors. The capacity
 // is fixed up front (GPTConfig knows its parameter count), so views never move. Builds on
-// tensor.hpp and detail/random.hpp; read next: layers.hpp.
+// tensor.hpp and random.hpp; read next: layers.hpp.
 #pragma once
 
 #include <cmath>      // std::sqrt
@@ -14,7 +14,7 @@
 #include <vector>     // std::vector
 
 #include <nanogpt/detail/parallel.hpp>
-#include <nanogpt/detail/random.hpp>
+#include <nanogpt/random.hpp>
 #include <nanogpt/tensor.hpp>
 
 namespace nanogpt {

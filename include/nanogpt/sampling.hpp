@@ -10,7 +10,7 @@
 #include <string>     // std::to_string
 #include <vector>     // std::vector
 
-#include <nanogpt/detail/random.hpp>
+#include <nanogpt/random.hpp>
 
 namespace nanogpt {
 

@@ -10,7 +10,7 @@
 #include <nanogpt/detail/fast_math.hpp>
 #include <nanogpt/detail/op_support.hpp>
 #include <nanogpt/detail/parallel.hpp>
-#include <nanogpt/detail/random.hpp>
+#include <nanogpt/random.hpp>
 #include <nanogpt/tensor.hpp>
 
 namespace nanogpt {
