@@ -90,6 +90,7 @@ public:
           model_(ModelStart(s_, config_, meta_, leader()).make(checkpoint_, ckpt_path_)),
           optimizer_(model_.parameters(), s_.adamw),
           terminal_(stdout_is_terminal()) {
+        (void)model_.config().step_elements(s_.batch_size);  // a clear error before any batch
         for (const nanogpt::TokenFile* f : {&train_, &val_}) {
             f->check_vocabulary(meta_.vocab_size);
             f->check_length(s_.model.block_size);
@@ -140,13 +141,50 @@ private:
     }
 
     /// Every rank holds the same weights, optimizer state and sampler (each draws the whole
-    /// global batch), so rank 0's checkpoint resumes with any number of ranks.
-    void save(std::int64_t iter) {
+    /// global batch), so rank 0's checkpoint resumes with any number of ranks. The checkpoint is
+    /// only staged: commit_checkpoint() writes it once the next step has shown the weights are
+    /// sound (the divergence rule, docs/formats.md).
+    void stage_checkpoint(std::int64_t iter) {
         state_.iter = iter;
         state_.data_rng = data_rng_.state();
+        on_leader([&] { pending_.stage(ckpt_path_, model_, &optimizer_, vocabulary_, state_); });
+    }
+    void commit_checkpoint() {
         on_leader([&] {
-            nanogpt::save_checkpoint(ckpt_path_, model_, &optimizer_, vocabulary_, state_);
+            if (pending_.commit()) print_line("saved checkpoint to " + ckpt_path_);
         });
+    }
+    /// A run's end has no following step: one forward and backward pass on a training batch
+    /// (no update, a copy of the sampler) stands in for it; true when its loss and gradient
+    /// norm are finite.
+    bool probe_step() {
+        nanogpt::Random rng = data_rng_;
+        const nanogpt::Batch batch =
+            nanogpt::get_batch(train_.tokens(), s_.batch_size, s_.model.block_size, rng);
+        model_.zero_grad();
+        auto [logits, loss] = model_.forward(batch.x, batch.y);
+        bool finite = std::isfinite(loss.item());
+        if (finite) {
+            loss.backward();
+            finite = std::isfinite(nanogpt::grad_norm(model_.parameters()));
+        }
+        model_.zero_grad();
+        return finite;
+    }
+    /// Writes a staged checkpoint at the end of a run if the probe step allows it.
+    bool commit_final_checkpoint() {
+        bool ok = true;
+        on_leader([&] {
+            if (!pending_.pending()) return;
+            ok = probe_step();
+            if (ok) return commit_checkpoint();
+            pending_.discard();
+            std::fprintf(stderr,
+                         "error: the weights of the last checkpoint give a non-finite loss or "
+                         "gradient norm; not saved, the last good checkpoint stays in %s\n",
+                         ckpt_path_.c_str());
+        });
+        return ok;
     }
 
     void log(const LogRow& row) {
@@ -173,6 +211,7 @@ private:
     std::int64_t stop_after_;
     nanogpt::DatasetMeta meta_;
     std::vector<std::string> vocabulary_;  // char: the symbols saved in checkpoints; gpt2: none
+    nanogpt::PendingCheckpoint pending_;   // staged at an evaluation, written after the next step
     nanogpt::TokenFile train_, val_;
     std::string ckpt_path_;
     nanogpt::Checkpoint<float> checkpoint_;  // only while resuming
@@ -203,6 +242,7 @@ int Trainer::run() {
         const double lr = s_.schedule.at(iter);
         const double loss = step(lr);
         if (!std::isfinite(loss)) return stop_diverged(iter, loss);
+        commit_checkpoint();  // the step after it was sound
         report_step(iter, loss, lr, milliseconds_since(t0));
         ++iter;
         if (iter - first == stop_after_) g_stop_signal = SIGINT;
@@ -216,8 +256,7 @@ void Trainer::start_outputs() {
     const std::string config_text = config_.to_text();
     on_leader([&] {
         std::filesystem::create_directories(s_.out_dir);
-        nanogpt::detail::write_file_atomically(s_.out_dir + "/config.txt",
-                                               {{config_text.data(), config_text.size()}}, "train");
+        nanogpt::write_file_atomically(s_.out_dir + "/config.txt", config_text, "train");
     });
     if (leader()) print_run(config_text);
     on_leader([&] { open_log(state_.iter); });
@@ -236,7 +275,7 @@ void Trainer::open_log(std::int64_t start_iter) {
             text += to_csv(r);
         }
     }
-    nanogpt::detail::write_file_atomically(path, {{text.data(), text.size()}}, "train");
+    nanogpt::write_file_atomically(path, text, "train");
     log_file_.open(path, std::ios::app);
     if (!log_file_) throw std::runtime_error("cannot open '" + path + "' for appending");
 }
@@ -276,15 +315,11 @@ void Trainer::evaluate(std::int64_t iter) {
     log({"eval", iter, train_loss, val_loss, s_.schedule.at(iter), ms, 0, 0});
     on_leader([&] {
         const std::string svg = loss_svg(rows_, s_.max_iters);
-        nanogpt::detail::write_file_atomically(s_.out_dir + "/loss.svg", {{svg.data(), svg.size()}},
-                                               "train");
+        nanogpt::write_file_atomically(s_.out_dir + "/loss.svg", svg, "train");
     });
     const bool improved = val_loss < state_.best_val_loss;
     if (improved) state_.best_val_loss = val_loss;
-    if ((improved || s_.always_save) && iter > 0 && !s_.eval_only) {
-        save(iter);
-        print_line("saved checkpoint to " + ckpt_path_);
-    }
+    if ((improved || s_.always_save) && iter > 0 && !s_.eval_only) stage_checkpoint(iter);
 }
 
 /// One optimizer step over gradient_accumulation_steps micro-batches; returns their mean loss,
@@ -318,7 +353,8 @@ double Trainer::step(double lr) {
     }
     const double norm = nanogpt::grad_norm(model_.parameters());
     if (!std::isfinite(norm)) return norm;
-    optimizer_.step(lr, nanogpt::clip_scale(norm, s_.grad_clip));  // clipping inside the update
+    // Clipping inside the update; a weight or moment that became infinite or NaN stops at once.
+    if (!optimizer_.step(lr, nanogpt::clip_scale(norm, s_.grad_clip))) return std::nan("");
     return comm_.average(total / static_cast<double>(s_.grad_accum));
 }
 
@@ -359,8 +395,8 @@ int Trainer::stop_diverged(std::int64_t iter, double loss) {
     if (!leader_error_.empty()) return report_leader_error();
     if (comm_.world_size() == 1) {
         std::fprintf(stderr,
-                     "error: training diverged at step %lld (the loss or the gradient norm is %f); "
-                     "stopping, the last good checkpoint stays in %s\n",
+                     "error: training diverged at step %lld (the loss, the gradient norm or an "
+                     "updated weight is %f); stopping, the last good checkpoint stays in %s\n",
                      static_cast<long long>(iter), loss, ckpt_path_.c_str());
     } else {
         std::fprintf(stderr,
@@ -374,7 +410,8 @@ int Trainer::stop_diverged(std::int64_t iter, double loss) {
 
 int Trainer::stop_interrupted(std::int64_t iter) {
     const int signal = g_stop_signal != 0 ? static_cast<int>(g_stop_signal) : SIGINT;
-    save(iter);
+    stage_checkpoint(iter);
+    if (!commit_final_checkpoint()) return 2;
     print_line(std::string(signal == SIGTERM ? "SIGTERM" : "interrupted") + " after step " +
                std::to_string(iter) + ": saved checkpoint to " + ckpt_path_ +
                "; continue with --init_from=resume");
@@ -383,6 +420,7 @@ int Trainer::stop_interrupted(std::int64_t iter) {
 }
 
 int Trainer::finish(std::int64_t steps, double seconds) {
+    if (!commit_final_checkpoint()) return 2;
     if (!leader_error_.empty()) return report_leader_error();
     if (!leader()) return 0;
     std::printf("done: %lld steps in %s (%.1f s), best val loss %.4f\n",

@@ -15,7 +15,7 @@
 #include <utility>    // std::pair
 #include <vector>     // std::vector
 
-#include <nanogpt/token_file.hpp>  // detail::split_key_value, detail::trim
+#include <nanogpt/key_value.hpp>  // split_key_value, quote_value
 
 namespace examples {
 
@@ -140,13 +140,9 @@ public:
             throw std::invalid_argument(where + ": key '" + key + "': '" + value + "' is not " +
                                         what);
         };
-        if (k->type == KeyType::text) {
-            // Quotes are optional, so nanoGPT-style lines (out_dir = 'out') work too.
-            if (value.size() >= 2 && (value.front() == '\'' || value.front() == '"') &&
-                value.back() == value.front()) {
-                value = value.substr(1, value.size() - 2);
-            }
-        } else if (k->type == KeyType::integer) {
+        // Text is taken as it is: quotes in a config file are removed by split_key_value (so
+        // nanoGPT-style lines, out_dir = 'out', work), and a shell removes those of a flag.
+        if (k->type == KeyType::integer) {
             std::size_t used = 0;
             try {
                 (void)std::stoll(value, &used);
@@ -163,7 +159,7 @@ public:
                 used = 0;
             }
             if (value.empty() || used != value.size() || !std::isfinite(x)) bad("a finite number");
-        } else {
+        } else if (k->type == KeyType::boolean) {
             if (value == "true" || value == "True" || value == "1") {
                 value = "true";
             } else if (value == "false" || value == "False" || value == "0") {
@@ -187,7 +183,7 @@ public:
         std::string line, key, value, error;
         for (int number = 1; std::getline(in, line); ++number) {
             const std::string where = path + ":" + std::to_string(number);
-            if (!nanogpt::detail::split_key_value(line, key, value, error)) continue;
+            if (!nanogpt::split_key_value(line, key, value, error)) continue;
             if (!error.empty()) throw std::invalid_argument(where + ": " + error);
             set(key, value, where);
         }
@@ -202,7 +198,7 @@ public:
     std::string to_text() const {
         std::string s;
         for (const ConfigKey& k : kTrainKeys) {
-            std::string line = std::string(k.key) + " = " + values_.at(k.key);
+            std::string line = std::string(k.key) + " = " + nanogpt::quote_value(values_.at(k.key));
             line.resize(std::max<std::size_t>(line.size() + 2, 44), ' ');
             s += line + "# " + k.help + "\n";
         }

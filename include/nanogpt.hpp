@@ -35,6 +35,9 @@
 #include <nanogpt/tokenizer.hpp>  // CharTokenizer: characters <-> ids
 #include <nanogpt/bpe_tokenizer.hpp>  // GPT2Tokenizer: GPT-2's byte-level BPE (encoder.json + vocab.bpe)
 #include <nanogpt/data.hpp>           // text files, train/val split, random batches
+#include <nanogpt/file_io.hpp>        // durable atomic writes, whole-file reads
+#include <nanogpt/key_value.hpp>      // `key = value` text files (meta.txt, config.txt), quoting
 #include <nanogpt/token_file.hpp>   // train.bin/val.bin (uint16, memory-mapped) and meta.txt
 #include <nanogpt/checkpoint.hpp>   // save/load model + optimizer + tokenizer, atomically
-#include <nanogpt/safetensors.hpp>  // GPT-2 weights: safetensors files in Hugging Face's layout
+#include <nanogpt/safetensors.hpp>    // safetensors files: a JSON header and raw tensors
+#include <nanogpt/gpt2_weights.hpp>   // GPT-2 weights in Hugging Face's layout, checked whole before loading

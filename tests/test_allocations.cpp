@@ -10,23 +10,36 @@
 #include <nanogpt/model.hpp>
 #include <nanogpt/optim.hpp>
 
+#include "allocation_probe.hpp"
+
 namespace {
 std::atomic<long> g_allocations{0};
+std::atomic<std::size_t> g_largest{0};
+
+void record(std::size_t n) {
+    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    std::size_t seen = g_largest.load(std::memory_order_relaxed);
+    while (n > seen && !g_largest.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
+    }
+}
 
 // Out of line, so GCC's -Wmismatched-new-delete does not pair the replaced operator new with a
 // bare free() (both sides are replaced here, which it cannot see).
 [[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
 }  // namespace
 
+void nanogpt_test::reset_largest_allocation() { g_largest.store(0); }
+std::size_t nanogpt_test::largest_allocation() { return g_largest.load(); }
+
 // Replacements of the global allocation functions for the whole test binary: they only count.
 void* operator new(std::size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    record(n);
     if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
     throw std::bad_alloc();
 }
 void* operator new[](std::size_t n) { return ::operator new(n); }
 void* operator new(std::size_t n, std::align_val_t a) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
+    record(n);
     const auto align = static_cast<std::size_t>(a);
     if (void* p = std::aligned_alloc(align, (n + align - 1) / align * align)) return p;
     throw std::bad_alloc();

@@ -17,7 +17,11 @@
 #include <vector>      // std::vector
 
 #include <nanogpt/bpe_tokenizer.hpp>
+#include <nanogpt/data.hpp>
 #include <nanogpt/detail/hash.hpp>
+#include <nanogpt/random.hpp>
+
+#include "synthetic_bpe.hpp"
 
 using nanogpt::GPT2Tokenizer;
 namespace fs = std::filesystem;
@@ -179,7 +183,8 @@ TEST_CASE("bpe tokenizer: load errors name the file and the problem") {
     SECTION("missing file") {
         CHECK_THROWS_WITH(
             GPT2Tokenizer::load("/nonexistent/encoder.json", "/nonexistent/vocab.bpe"),
-            "GPT2Tokenizer: cannot open '/nonexistent/encoder.json'");
+            "GPT2Tokenizer '/nonexistent/encoder.json': cannot open file: No such file or "
+            "directory");
     }
     const auto json_error = [](const std::string& name, const std::string& json) {
         const fs::path path = write_temp(name, json);
@@ -196,35 +201,34 @@ TEST_CASE("bpe tokenizer: load errors name the file and the problem") {
         "GPT2Tokenizer: '" + (fs::temp_directory_path() / "nanogpt_test_bpe_").string();
     SECTION("truncated") {
         CHECK(json_error("a.json", "{\"a\": 1") ==
-              prefix + "a.json': malformed JSON at byte 7: expected '}'");
+              prefix + "a.json': malformed JSON at byte 7: unexpected end of the text");
     }
     SECTION("missing colon") {
         CHECK(json_error("b.json", "{\"a\" 1}") ==
-              prefix + "b.json': malformed JSON at byte 5: expected ':'");
+              prefix + "b.json': malformed JSON at byte 5: expected ':', found '1'");
     }
     SECTION("not an integer") {
         CHECK(
             json_error("c.json", "{\"a\": \"x\"}") ==
-            prefix +
-                "c.json': malformed JSON at byte 6: expected a token id (a non-negative integer)");
+            prefix + "c.json': the id of token \"a\" is not an integer in [0, 2^31)");
     }
     SECTION("bad escape") {
         CHECK(json_error("d.json", "{\"\\q\": 1}") ==
-              prefix + "d.json': malformed JSON at byte 3: unknown escape");
+              prefix + "d.json': malformed JSON at byte 4: invalid escape '\\q'");
     }
     SECTION("lone surrogate") {
         CHECK(json_error("e.json", "{\"\\ud83d\": 1}") ==
-              prefix + "e.json': malformed JSON at byte 8: high surrogate without a low surrogate");
+              prefix + "e.json': malformed JSON at byte 8: unpaired high surrogate");
     }
     SECTION("surrogate pair decodes to one character outside the byte alphabet") {
         CHECK(json_error("f.json", "{\"\\ud83d\\ude00\": 1}") ==
               prefix +
-                  "f.json': malformed JSON at byte 1: token \"\xF0\x9F\x98\x80\" is not in GPT-2's "
+                  "f.json': token \"\xF0\x9F\x98\x80\" is not in GPT-2's "
                   "byte alphabet");
     }
     SECTION("trailing data") {
         CHECK(json_error("g.json", "{} x") ==
-              prefix + "g.json': malformed JSON at byte 3: unexpected data after the object");
+              prefix + "g.json': malformed JSON at byte 3: unexpected text after the top-level value");
     }
     SECTION("ids with a gap") {
         CHECK(json_error("h.json", "{\"a\": 0, \"\\u0120\": 5}") ==
@@ -410,4 +414,94 @@ TEST_CASE("bpe tokenizer: merges errors name the line") {
                       "GPT2Tokenizer: '" + merges_path.string() +
                           "' line 3: expected two tokens separated by one space: \"not-a-pair\"");
     fs::remove(merges_path);
+}
+
+// ---- the merge loop against its plain reference (issue 11, item 4) ----
+
+namespace {
+
+/// The plain BPE the library used before its heap: find the lowest-ranked adjacent pair, merge
+/// every occurrence left to right, repeat. Quadratic in the word length; tiktoken-equal.
+std::vector<std::int32_t> reference_bpe(const GPT2Tokenizer& tok, std::string_view word) {
+    std::vector<std::int32_t> parts;
+    for (const char ch : word) parts.push_back(tok.byte_token(static_cast<unsigned char>(ch)));
+    while (parts.size() > 1) {
+        std::int32_t best_rank = -1, best_id = -1, left = -1, right = -1;
+        for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+            const auto [rank, id] = tok.merge(parts[i], parts[i + 1]);
+            if (rank >= 0 && (best_rank < 0 || rank < best_rank))
+                best_rank = rank, best_id = id, left = parts[i], right = parts[i + 1];
+        }
+        if (best_rank < 0) break;
+        std::size_t out = 0;
+        for (std::size_t in = 0; in < parts.size(); ++out) {
+            const bool hit = in + 1 < parts.size() && parts[in] == left && parts[in + 1] == right;
+            parts[out] = hit ? best_id : parts[in];
+            in += hit ? 2 : 1;
+        }
+        parts.resize(out);
+    }
+    return parts;
+}
+
+GPT2Tokenizer synthetic_tokenizer(std::uint64_t seed, int n_merges) {
+    const auto files = nanogpt_test::make_synthetic_bpe(seed, n_merges);
+    const fs::path encoder = write_temp("synthetic_encoder.json", files.encoder_json);
+    const fs::path merges = write_temp("synthetic_merges.bpe", files.merges);
+    GPT2Tokenizer tok = GPT2Tokenizer::load(encoder.string(), merges.string());
+    fs::remove(encoder);
+    fs::remove(merges);
+    return tok;
+}
+
+std::string random_word(nanogpt::Random& rng, std::size_t n, const std::string& letters) {
+    std::string w;
+    for (std::size_t i = 0; i < n; ++i) w += letters[rng.next_u64() % letters.size()];
+    return w;
+}
+
+}  // namespace
+
+TEST_CASE("bpe tokenizer: the heap merge equals the plain merge on synthetic merges") {
+    for (const std::uint64_t seed : {1u, 2u, 3u}) {
+        const GPT2Tokenizer tok = synthetic_tokenizer(seed, 400);
+        nanogpt::Random rng(seed);
+        for (int trial = 0; trial < 300; ++trial) {
+            const std::string word = random_word(rng, 1 + rng.next_u64() % 40, "abcd ");
+            INFO("seed " << seed << " word '" << word << "'");
+            REQUIRE(tok.bpe(word) == reference_bpe(tok, word));
+        }
+        // Long words: one run of letters is one pre-token, so this is the merge loop alone.
+        for (const std::size_t n : {1000u, 20000u}) {
+            const std::string word = random_word(rng, n, "abcd");
+            CHECK(tok.bpe(word) == reference_bpe(tok, word));
+            CHECK(tok.decode(tok.encode(word)) == word);
+        }
+        const std::string aaa(5001, 'a');  // overlapping pairs of one letter
+        CHECK(tok.bpe(aaa) == reference_bpe(tok, aaa));
+    }
+}
+
+TEST_CASE("bpe tokenizer: the heap merge equals the plain merge on GPT-2's files") {
+    const GPT2Tokenizer* tok = gpt2();
+    if (tok == nullptr) return;
+    nanogpt::Random rng(11);
+    const auto dir = data_dir();
+    const std::string text = nanogpt::read_text_file((*dir / "tinyshakespeare.txt").string());
+    std::size_t words = 0;
+    for (const std::string& w : pretokens(std::string_view(text).substr(0, 200000))) {
+        if (w.size() < 2) continue;
+        REQUIRE(tok->bpe(w) == reference_bpe(*tok, w));
+        ++words;
+    }
+    CHECK(words > 10000);
+    for (int trial = 0; trial < 200; ++trial) {  // random bytes, valid UTF-8 or not
+        std::string bytes;
+        for (std::uint64_t i = 0, n = 1 + rng.next_u64() % 24; i < n; ++i)
+            bytes += static_cast<char>(rng.next_u64() & 0xFF);
+        for (const std::string& w : pretokens(bytes)) REQUIRE(tok->bpe(w) == reference_bpe(*tok, w));
+        CHECK(tok->decode(tok->encode(bytes)) == bytes);
+    }
+    const std::string long_word = random_word(rng, 20000, "abcdefghijklmnopqrstuvwxyz");
+    CHECK(tok->bpe(long_word) == reference_bpe(*tok, long_word));
 }

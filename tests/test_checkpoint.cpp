@@ -2,6 +2,7 @@
 // resuming, and rejection of truncated, corrupt, mismatched or foreign files.
 #include <catch2/catch.hpp>
 
+#include <algorithm>   // std::equal
 #include <cstdio>      // std::remove
 #include <cstring>     // std::memcpy
 #include <filesystem>  // std::filesystem::temp_directory_path, exists
@@ -13,6 +14,8 @@
 #include <nanogpt/checkpoint.hpp>
 #include <nanogpt/data.hpp>
 #include <nanogpt/tokenizer.hpp>
+
+#include "allocation_probe.hpp"
 
 using namespace nanogpt;
 
@@ -177,9 +180,9 @@ TEST_CASE("checkpoint: bad files are rejected with a clear error") {
         GPT<float> model(broken);
         save_checkpoint(bad, model, nullptr, {});
         std::vector<char> bytes = read_bytes(bad);
-        // n_head is the 4th i64 of the config, which starts after 24 header bytes.
+        // n_head is the 4th i64 of the config, which starts after 28 header bytes.
         const std::int64_t three = 3;
-        std::memcpy(bytes.data() + 24 + 3 * 8, &three, sizeof three);
+        std::memcpy(bytes.data() + 28 + 3 * 8, &three, sizeof three);
         // Re-seal the hash so only the configuration check can catch it.
         const std::uint64_t hash =
             detail::fnv1a(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size() - 8);
@@ -207,5 +210,143 @@ TEST_CASE("checkpoint: saving over an existing file replaces it atomically") {
                           Catch::Contains("cannot open"));
         CHECK(read_bytes(path) == after);
     }
+    std::remove(path.c_str());
+}
+
+// ---- hostile files (issue 11): correct sizes and hashes, absurd contents ----
+
+namespace {
+
+/// A version-2 checkpoint holding `config`, a weight count of `n_weights` but only
+/// `weights_present` weights of data, no optimizer, and a correct size field and hash: what an
+/// attacker who recomputes FNV-1a writes.
+std::vector<char> crafted_checkpoint(const GPTConfig& c, std::uint64_t n_weights,
+                                     std::size_t weights_present) {
+    detail::ByteWriter w;
+    w.put_array(kCheckpointMagic, 8);
+    w.put(std::uint32_t{2});
+    w.put(std::uint32_t{4});
+    w.put(std::uint64_t{0});
+    w.put(std::uint32_t{0});
+    for (std::int64_t v : {c.block_size, c.vocab_size, c.n_layer, c.n_head, c.n_embd}) w.put(v);
+    w.put(c.dropout);
+    w.put(static_cast<std::uint8_t>(c.bias));
+    w.put(std::uint32_t{0});
+    w.put(std::uint64_t{0});
+    w.put(std::int64_t{0});
+    w.put(0.0);
+    w.put_state(Random::State{});
+    w.put_state(Random::State{});
+    w.put(n_weights);
+    const std::vector<float> weights(weights_present, 0.5f);
+    w.put_array(weights.data(), weights.size());
+    w.put(std::uint8_t{0});
+    const std::uint64_t total = w.bytes().size() + 8;
+    std::memcpy(w.bytes().data() + 16, &total, 8);
+    w.put(detail::fnv1a(w.bytes().data(), w.bytes().size()));
+    return {w.bytes().begin(), w.bytes().end()};
+}
+
+}  // namespace
+
+TEST_CASE("checkpoint: hostile files are rejected before anything large is allocated") {
+    const std::string path = temp_path("hostile.bin");
+    SECTION("item 1: sizes whose parameter count overflows int64") {
+        const GPTConfig huge{std::int64_t(1) << 40, 50257, std::int64_t(1) << 40, 1,
+                             std::int64_t(1) << 40, 0.0, true};
+        const auto bytes = crafted_checkpoint(huge, 0, 0);
+        CHECK(bytes.size() < 250);
+        write_bytes(path, bytes);
+        CHECK_THROWS_WITH(load_checkpoint<float>(path),
+                          Catch::Contains("invalid configuration") &&
+                              Catch::Contains("num_parameters") && Catch::Contains(path));
+    }
+    SECTION("item 2: a weight count far beyond the bytes present") {
+        const GPTConfig big{1024, 50257, 48, 25, 1600, 0.0, true};  // GPT-2 XL: 1.56e9 weights
+        const auto bytes =
+            crafted_checkpoint(big, static_cast<std::uint64_t>(big.num_parameters()), 4);
+        write_bytes(path, bytes);
+        nanogpt_test::reset_largest_allocation();
+        CHECK_THROWS_WITH(load_checkpoint<float>(path), Catch::Contains("truncated in weights"));
+        CHECK(nanogpt_test::largest_allocation() < 64 * 1024);
+    }
+    SECTION("item 9: a tiny model with a huge KV cache") {
+        const GPTConfig deep{100000, 10, 1000, 1, 1, 0.0, true};
+        CHECK(deep.kv_cache_elements() == 200000000);
+        const auto n = static_cast<std::uint64_t>(deep.num_parameters());
+        write_bytes(path, crafted_checkpoint(deep, n, static_cast<std::size_t>(n)));
+        CHECK_THROWS_WITH(load_checkpoint<float>(path),
+                          Catch::Contains("KV cache") && Catch::Contains("docs/formats.md"));
+    }
+    SECTION("item 5: a directory is not a checkpoint") {
+        const std::string dir = temp_path("a_directory");
+        std::filesystem::create_directories(dir);
+        CHECK_THROWS_AS(load_checkpoint<float>(dir), std::runtime_error);
+        CHECK_THROWS_WITH(load_checkpoint<float>(dir),
+                          Catch::Contains(dir) && Catch::Contains("not a regular file"));
+        std::filesystem::remove(dir);
+    }
+    SECTION("a crafted file with a sane configuration still loads") {
+        const GPTConfig ok = GPTConfig::tiny();
+        const auto n = static_cast<std::uint64_t>(ok.num_parameters());
+        write_bytes(path, crafted_checkpoint(ok, n, static_cast<std::size_t>(n)));
+        const Checkpoint<float> ck = load_checkpoint<float>(path);
+        CHECK(ck.config == ok);
+        CHECK(ck.weights.size() == n);
+    }
+    std::remove(path.c_str());
+}
+
+TEST_CASE("checkpoint: a version-1 file written before the format change still loads") {
+    // tests/data/checkpoint_v1.bin was written by save_checkpoint of format version 1 (a fresh
+    // GPT{8, 5, 1, 2, 4} from seed 1337, AdamW before any step, iter 7, best_val_loss 1.5).
+    const auto path = std::filesystem::path(__FILE__).parent_path() / "data" / "checkpoint_v1.bin";
+    const std::vector<char> bytes = read_bytes(path.string());
+    REQUIRE(bytes.size() > 24);
+    std::uint32_t version = 0;
+    std::memcpy(&version, bytes.data() + 8, 4);
+    CHECK(version == 1);
+    const Checkpoint<float> ck = load_checkpoint<float>(path.string());
+    const GPTConfig expected{8, 5, 1, 2, 4, 0.0, true};
+    CHECK(ck.config == expected);
+    CHECK(ck.vocabulary == std::vector<std::string>{"a", "b", "c", "\n", "\xc3\xa9"});
+    CHECK(ck.training.iter == 7);
+    CHECK(ck.training.best_val_loss == 1.5);
+    CHECK(ck.has_optimizer);
+    CHECK(ck.adamw_steps == 0);
+    GPT<float> fresh(expected);
+    CHECK(std::equal(ck.weights.begin(), ck.weights.end(), fresh.parameters().data()));
+    // Saved again, it is the current version and reads back the same.
+    const std::string again = temp_path("v1_resaved.bin");
+    GPT<float> model = ck.make_model();
+    save_checkpoint(again, model, nullptr, ck.vocabulary, ck.training);
+    const std::vector<char> resaved = read_bytes(again);
+    std::memcpy(&version, resaved.data() + 8, 4);
+    CHECK(version == kCheckpointVersion);
+    CHECK(load_checkpoint<float>(again).weights == ck.weights);
+    std::remove(again.c_str());
+}
+
+TEST_CASE("checkpoint: a staged checkpoint is written only when committed (issue 11, item 7)") {
+    Trained run;
+    const std::string path = temp_path("pending.bin");
+    save_checkpoint(path, run.model, &run.optimizer, run.tokenizer.symbols());
+    const std::vector<char> good = read_bytes(path);
+    PendingCheckpoint pending;
+    CHECK_FALSE(pending.pending());
+    CHECK_FALSE(pending.commit());
+    run.step(some_tokens());
+    pending.stage(path, run.model, &run.optimizer, run.tokenizer.symbols(), TrainingState{1});
+    CHECK(pending.pending());
+    CHECK(read_bytes(path) == good);  // staging writes nothing
+    pending.discard();               // the step after it diverged
+    CHECK_FALSE(pending.commit());
+    CHECK(read_bytes(path) == good);
+    pending.stage(path, run.model, &run.optimizer, run.tokenizer.symbols(), TrainingState{1});
+    CHECK(pending.commit());  // the step after it was sound
+    const Checkpoint<float> ck = load_checkpoint<float>(path);
+    CHECK(ck.training.iter == 1);
+    CHECK(std::equal(ck.weights.begin(), ck.weights.end(), run.model.parameters().data()));
+    CHECK_FALSE(pending.pending());
     std::remove(path.c_str());
 }

@@ -3,6 +3,7 @@
 // the validation of AdamW's settings.
 #include <catch2/catch.hpp>
 
+#include <algorithm>  // std::fill
 #include <cmath>      // std::sqrt, std::cos, std::sin, std::pow, std::isnan, std::isinf
 #include <cstdint>    // std::int64_t
 #include <limits>     // std::numeric_limits
@@ -313,5 +314,33 @@ TEST_CASE("optim: LRSchedule warmup, cosine decay and floor", "[optim]") {
     SECTION("values change monotonically") {
         for (std::int64_t it = 0; it < 10; ++it) CHECK(s.at(it) < s.at(it + 1));
         for (std::int64_t it = 10; it < 110; ++it) CHECK(s.at(it) > s.at(it + 1));
+    }
+}
+
+TEST_CASE("optim: AdamW::step reports non-finite weights and moments (issue 11, item 7)",
+          "[optim]") {
+    SECTION("float, long enough for the vector loop") {
+        Parameters<float> params(40000);
+        params.add("w", Shape{200, 200}, Init::ones());
+        AdamW<float> opt(params);
+        std::fill(params.grad(), params.grad() + params.size(), 0.5f);
+        CHECK(opt.step(1e-3));
+        params.grad()[39999] = 1e30f;  // its square overflows float: v becomes infinite
+        CHECK_FALSE(opt.step(1e-3));
+        CHECK(std::isinf(opt.v()[39999]));
+    }
+    SECTION("a learning rate that sends a weight to infinity") {
+        Parameters<float> params(8);
+        params.add("b", Shape{8}, Init::ones());
+        AdamW<float> opt(params);
+        std::fill(params.grad(), params.grad() + params.size(), 1.0f);
+        CHECK_FALSE(opt.step(1e39));
+    }
+    SECTION("double") {
+        Parameters<double> params = two_parameters<double>();
+        AdamW<double> opt(params);
+        CHECK(opt.step(0.1));
+        params.grad()[0] = std::numeric_limits<double>::quiet_NaN();
+        CHECK_FALSE(opt.step(0.1));
     }
 }

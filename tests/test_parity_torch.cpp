@@ -15,6 +15,7 @@
 
 #include <nanogpt/random.hpp>
 #include <nanogpt/model.hpp>
+#include <nanogpt/gpt2_weights.hpp>
 #include <nanogpt/safetensors.hpp>
 
 using namespace nanogpt;

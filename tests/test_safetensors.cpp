@@ -16,8 +16,11 @@
 #include <nanogpt/random.hpp>
 #include <nanogpt/model.hpp>
 #include <nanogpt/ops/matmul.hpp>
+#include <nanogpt/gpt2_weights.hpp>
 #include <nanogpt/safetensors.hpp>
 #include <nanogpt/tape.hpp>
+
+#include "allocation_probe.hpp"
 
 using namespace nanogpt;
 using Catch::Matchers::Contains;
@@ -326,7 +329,7 @@ TEST_CASE("safetensors: corrupt or malformed files are rejected by name", "[safe
     }
     SECTION("bad JSON") {
         CHECK_THROWS_WITH(read_raw(R"({"x": {"dtype": "F32", )", 0),
-                          Contains("malformed header JSON"));
+                          Contains("header: malformed JSON"));
         CHECK_THROWS_WITH(read_raw(R"({"x": 1,})", 0), Contains("expected a string key"));
         CHECK_THROWS_WITH(read_raw(R"({"x": tru})", 0), Contains("unexpected character 't'"));
         CHECK_THROWS_WITH(read_raw(R"({"x": 1.5})", 0), Contains("only integers"));
@@ -461,4 +464,72 @@ TEST_CASE("safetensors: a GPT-2 file that does not match the model is rejected b
     }
     std::filesystem::remove(path);
     std::filesystem::remove(bad);
+}
+
+// ---- hostile files (issue 11, items 3 and 4) ----
+
+TEST_CASE("safetensors: GPT-2's expected tensors are the model's parameters", "[safetensors]") {
+    for (const bool bias : {true, false}) {
+        GPTConfig c = kConfig;
+        c.bias = bias;
+        const GPT<float> model(c);
+        std::vector<std::pair<std::string, std::vector<std::int64_t>>> listed;
+        detail::gpt2_for_each_tensor(c, [&](const std::string& name, const auto& shape) {
+            listed.emplace_back(name, shape);
+        });
+        const auto& infos = model.parameters().infos();
+        REQUIRE(listed.size() == infos.size());
+        for (std::size_t i = 0; i < infos.size(); ++i) {
+            CHECK(listed[i].first == infos[i].name);
+            CHECK(listed[i].second == detail::gpt2_file_shape(infos[i]));
+        }
+    }
+}
+
+TEST_CASE("safetensors: a small file naming a big model is rejected before the model is built",
+          "[safetensors]") {
+    // Item 3: wte/wpe and one small tensor per layer name 200 layers of n_embd 64: the model would
+    // hold 10 million weights (40 MB); the file holds a few kilobytes.
+    const std::string path = temp_path("small_big.safetensors");
+    SafetensorsFile f;
+    const std::vector<float> row(64, 0.5f);
+    f.add("wte.weight", {1, 64}, row.data());
+    f.add("wpe.weight", {1, 64}, row.data());
+    for (int i = 0; i < 200; ++i) f.add("h." + std::to_string(i) + ".ln_1.weight", {1}, row.data());
+    f.set_metadata("n_head", "1");
+    f.write(path);
+    CHECK(std::filesystem::file_size(path) < 20000);
+    nanogpt_test::reset_largest_allocation();
+    CHECK_THROWS_AS(gpt2_config_from_safetensors(path), std::runtime_error);
+    CHECK_THROWS_WITH(gpt2_config_from_safetensors(path),
+                      Contains("missing tensor 'h.0.ln_1.weight'") ||
+                          Contains("tensor 'h.0.ln_1.weight' has shape [1], expected [64]"));
+    CHECK(nanogpt_test::largest_allocation() < 1024 * 1024);
+    std::filesystem::remove(path);
+}
+
+TEST_CASE("safetensors: 100,000 keys, duplicates found in linear time", "[safetensors]") {
+    // Item 4: the duplicate check used to compare each key with every earlier one.
+    std::string header = "{";
+    for (int i = 0; i < 100000; ++i) {
+        header += "\"t" + std::to_string(i) +
+                  "\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},";
+    }
+    const std::string path = temp_path("many_keys.safetensors");
+    write_bytes(path, raw_file(header + "\"t5\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}", 0));
+    CHECK_THROWS_WITH(SafetensorsFile::read(path), Contains("duplicate key 't5'"));
+    header.back() = '}';
+    write_bytes(path, raw_file(header, 0));
+    const SafetensorsFile ok = SafetensorsFile::read(path);
+    CHECK(ok.tensors().size() == 100000);
+    REQUIRE(ok.find("t99999") != nullptr);
+    CHECK(ok.find("t99999")->shape == std::vector<std::int64_t>{0});
+    std::filesystem::remove(path);
+}
+
+TEST_CASE("safetensors: a directory is reported as such", "[safetensors]") {
+    const std::string dir = temp_path("dir");
+    std::filesystem::create_directories(dir);
+    CHECK_THROWS_WITH(SafetensorsFile::read(dir), Contains(dir) && Contains("not a regular file"));
+    std::filesystem::remove(dir);
 }

@@ -146,4 +146,24 @@ TEST_CASE("meta.txt errors name file and line", "[token_file]") {
     SECTION("missing file") {
         CHECK_THROWS_WITH(nanogpt::read_dataset_meta(path), Catch::Contains("run prepare first"));
     }
+    SECTION("issue 11, item 5: a vocab_size no uint16 token file can use") {
+        write_bytes(path, "format = 1\ntokenizer = gpt2\nvocab_size = 2000000000\n");
+        CHECK_THROWS_AS(nanogpt::read_dataset_meta(path), std::runtime_error);
+        CHECK_THROWS_WITH(nanogpt::read_dataset_meta(path),
+                          Catch::Contains("meta.txt:3: vocab_size 2000000000 exceeds 65536"));
+    }
+}
+
+TEST_CASE("token files: block_size = INT64_MAX is a clear error, not an overflow",
+          "[token_file]") {
+    TempDir dir("huge_block");
+    nanogpt::write_token_file(dir.file("t.bin"), std::vector<std::int32_t>{1, 2, 3});
+    const nanogpt::TokenFile file(dir.file("t.bin"));
+    CHECK_THROWS_WITH(file.check_length(INT64_MAX),
+                      Catch::Contains("needs at least block_size + 1 = 9223372036854775808"));
+    nanogpt::Random rng(1);
+    CHECK_THROWS_AS(nanogpt::get_batch(file.tokens(), 1, INT64_MAX, rng), std::invalid_argument);
+    const std::vector<std::int32_t> data(100, 1);
+    CHECK_THROWS_WITH(nanogpt::get_batch(data, 1000000000000, 8, rng),
+                      Catch::Contains("batch_size x block_size"));
 }

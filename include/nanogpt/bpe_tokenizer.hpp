@@ -23,19 +23,21 @@
 #include <climits>        // INT32_MAX
 #include <cstddef>        // std::size_t
 #include <cstdint>        // std::int32_t, std::uint64_t
-#include <fstream>        // std::ifstream
-#include <functional>     // std::equal_to, std::hash
-#include <iterator>       // std::istreambuf_iterator
+#include <functional>     // std::equal_to, std::hash, std::greater
 #include <memory>         // std::shared_ptr, std::make_shared
 #include <mutex>          // std::mutex, std::lock_guard
+#include <queue>          // std::priority_queue
 #include <stdexcept>      // std::runtime_error, std::out_of_range
+#include <tuple>          // std::tuple (heap entries)
 #include <string>         // std::string, std::to_string
 #include <string_view>    // std::string_view
 #include <unordered_map>  // std::unordered_map
 #include <utility>        // std::move, std::pair
 #include <vector>         // std::vector
 
+#include "detail/json.hpp"
 #include "detail/unicode_tables.hpp"
+#include "file_io.hpp"
 #include "tokenizer.hpp"
 
 namespace nanogpt {
@@ -55,123 +57,6 @@ inline std::array<char32_t, 256> gpt2_byte_alphabet() {
     }
     return alphabet;
 }
-
-/// Whole file as bytes; std::runtime_error naming the path when it cannot be read.
-inline std::string read_file_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error("GPT2Tokenizer: cannot open '" + path + "'");
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// ---- encoder.json: a flat JSON object {"token": id, ...} ----
-// Just enough JSON for this one shape; any other shape is reported with the byte offset.
-class VocabJsonReader {
-public:
-    VocabJsonReader(std::string_view text, const std::string& path) : text_(text), path_(path) {}
-
-    /// Calls on_entry(key, id, offset of the key) for each member, in file order.
-    template <class OnEntry>
-    void read(OnEntry on_entry) {
-        expect('{');
-        skip_space();
-        bool more = peek() != '}';
-        while (more) {
-            expect('"');
-            const std::size_t key_offset = pos_ - 1;
-            std::string key = read_string();
-            expect(':');
-            skip_space();
-            on_entry(key, read_id(), key_offset);
-            skip_space();
-            more = peek() == ',';
-            if (more) ++pos_;
-        }
-        expect('}');
-        skip_space();
-        if (pos_ != text_.size()) fail("unexpected data after the object");
-    }
-
-    [[noreturn]] void fail(const std::string& what) const { fail_at(pos_, what); }
-    [[noreturn]] void fail_at(std::size_t offset, const std::string& what) const {
-        throw std::runtime_error("GPT2Tokenizer: '" + path_ + "': malformed JSON at byte " +
-                                 std::to_string(offset) + ": " + what);
-    }
-
-private:
-    char peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
-    void skip_space() {
-        while (pos_ < text_.size() &&
-               (peek() == ' ' || peek() == '\n' || peek() == '\r' || peek() == '\t'))
-            ++pos_;
-    }
-    void expect(char c) {
-        skip_space();
-        if (pos_ >= text_.size() || text_[pos_] != c) fail(std::string("expected '") + c + "'");
-        ++pos_;
-    }
-    std::int32_t read_id() {
-        std::int64_t value = 0;
-        const std::size_t start = pos_;
-        while (pos_ < text_.size() && peek() >= '0' && peek() <= '9' && value <= INT32_MAX)
-            value = value * 10 + (text_[pos_++] - '0');
-        if (pos_ == start) fail("expected a token id (a non-negative integer)");
-        if (value > INT32_MAX) fail("token id too large");
-        return static_cast<std::int32_t>(value);
-    }
-    std::uint32_t read_hex4() {
-        std::uint32_t value = 0;
-        for (int i = 0; i < 4; ++i, ++pos_) {
-            const char c = peek();
-            const int digit = c >= '0' && c <= '9'   ? c - '0'
-                              : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                              : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                     : -1;
-            if (digit < 0) fail("expected 4 hex digits after \\u");
-            value = value * 16 + static_cast<std::uint32_t>(digit);
-        }
-        return value;
-    }
-    // \uXXXX names a UTF-16 unit: characters above U+FFFF come as a high+low surrogate pair.
-    char32_t read_unicode_escape() {
-        const std::uint32_t unit = read_hex4();
-        if (unit >= 0xDC00 && unit <= 0xDFFF) fail("unpaired low surrogate");
-        if (unit < 0xD800 || unit > 0xDBFF) return unit;
-        if (text_.substr(pos_, 2) != "\\u") fail("high surrogate without a low surrogate");
-        pos_ += 2;
-        const std::uint32_t low = read_hex4();
-        if (low < 0xDC00 || low > 0xDFFF) fail("high surrogate without a low surrogate");
-        return 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-    }
-    std::string read_string() {  // after the opening quote
-        std::string out;
-        for (;;) {
-            if (pos_ >= text_.size()) fail("unterminated string");
-            const char c = text_[pos_++];
-            if (c == '"') return out;
-            if (static_cast<unsigned char>(c) < 0x20)
-                fail_at(pos_ - 1, "control character in string");
-            if (c != '\\') {
-                out.push_back(c);
-                continue;
-            }
-            // The two-character escapes: the letter after the backslash, and the byte it means.
-            static constexpr std::string_view kLetters = "\"\\/bfnrt", kBytes = "\"\\/\b\f\n\r\t";
-            if (pos_ >= text_.size()) fail("unterminated string");
-            const char e = text_[pos_++];
-            if (e == 'u') {
-                encode_utf8(read_unicode_escape(), out);
-                continue;
-            }
-            const std::size_t k = kLetters.find(e);
-            if (k == std::string_view::npos) fail_at(pos_ - 1, "unknown escape");
-            out.push_back(kBytes[k]);
-        }
-    }
-
-    std::string_view text_;
-    const std::string& path_;
-    std::size_t pos_ = 0;
-};
 
 // ---- pre-tokenisation ----
 
@@ -308,8 +193,9 @@ public:
 
 private:
     struct Merge {
-        std::int32_t rank;  // position in the merges file, 0 first: lower ranks merge first
-        std::int32_t id;    // the merged token
+        std::int32_t rank;         // position in the merges file, 0 first: lower ranks merge first
+        std::int32_t id;           // the merged token
+        std::int32_t left, right;  // the pair it merges
     };
     // Shared by copies (the vocabulary is the same) and locked, so encode() is thread-safe.
     struct WordCache {
@@ -351,17 +237,32 @@ private:
         byte_of_char_.assign(256 + 68, -1);
         for (int b = 0; b < 256; ++b) byte_of_char_[alphabet[static_cast<std::size_t>(b)]] = b;
 
-        const std::string text = detail::read_file_bytes(path);
+        const std::vector<unsigned char> file = read_file_bytes(path, "GPT2Tokenizer");
+        const std::string source = "GPT2Tokenizer: '" + path + "'";
+        const detail::Json root =
+            detail::JsonParser(std::string_view(reinterpret_cast<const char*>(file.data()),
+                                                file.size()),
+                               source)
+                .parse_document();
+        if (root.kind != detail::Json::Kind::object)
+            throw std::runtime_error(source + ": expected a JSON object {\"token\": id, ...}");
         std::vector<std::pair<std::string, std::int32_t>> entries;
-        detail::VocabJsonReader reader(text, path);
-        reader.read([&](const std::string& key, std::int32_t id, std::size_t offset) {
+        for (std::size_t i = 0; i < root.keys.size(); ++i) {
+            const std::string& key = root.keys[i];
+            const detail::Json& value = root.items[i];
+            if (value.kind != detail::Json::Kind::integer || value.integer > INT32_MAX) {
+                throw std::runtime_error(source + ": the id of token \"" + key +
+                                         "\" is not an integer in [0, 2^31)");
+            }
             std::string bytes = alphabet_to_bytes(key);
-            if (bytes.empty())
-                reader.fail_at(offset, "token \"" + key + "\" is not in GPT-2's byte alphabet");
-            if (!ids_.emplace(bytes, id).second)
-                reader.fail_at(offset, "duplicate token \"" + key + "\"");
-            entries.emplace_back(std::move(bytes), id);
-        });
+            if (bytes.empty()) {
+                throw std::runtime_error(source + ": token \"" + key +
+                                         "\" is not in GPT-2's byte alphabet");
+            }
+            // alphabet_to_bytes is one-to-one and JSON keys are unique, so this always inserts.
+            ids_.emplace(bytes, static_cast<std::int32_t>(value.integer));
+            entries.emplace_back(std::move(bytes), static_cast<std::int32_t>(value.integer));
+        }
         tokens_.assign(entries.size(), std::string());
         std::vector<bool> seen(entries.size(), false);
         for (auto& [bytes, id] : entries) {
@@ -393,11 +294,12 @@ private:
 
     // One merge "left right" per line, lowest rank first; a first line "#version..." is skipped.
     void load_merges(const std::string& path) {
-        const std::string text = detail::read_file_bytes(path);
+        const std::vector<unsigned char> file = read_file_bytes(path, "GPT2Tokenizer");
+        const std::string_view text(reinterpret_cast<const char*>(file.data()), file.size());
         std::size_t line_number = 0;
         for (std::size_t pos = 0; pos < text.size();) {
             std::size_t eol = text.find('\n', pos);
-            if (eol == std::string::npos) eol = text.size();
+            if (eol == std::string_view::npos) eol = text.size();
             std::string_view line(text.data() + pos, eol - pos);
             pos = eol + 1;
             ++line_number;
@@ -417,37 +319,86 @@ private:
             if (left.empty() || right.empty() || l == ids_.end() || r == ids_.end() ||
                 m == ids_.end())
                 fail("a token or the merged token is not in the vocabulary");
-            const auto rank = static_cast<std::int32_t>(merges_.size());
-            merges_.emplace(pair_key(l->second, r->second), Merge{rank, m->second});
+            const auto rank = static_cast<std::int32_t>(by_rank_.size());
+            const Merge merge{rank, m->second, l->second, r->second};
+            // A repeated pair keeps its first rank (later lines could never be used).
+            if (merges_.emplace(pair_key(l->second, r->second), merge).second)
+                by_rank_.push_back(merge);
         }
     }
 
-    // BPE of one word: start from its bytes, merge the lowest-ranked adjacent pair (every
-    // occurrence, left to right) until no adjacent pair is a merge. Quadratic in the word
-    // length, which is fine: pre-tokenisation keeps words short.
+public:
+    /// BPE of one pre-tokenised word (no cache, no whole-token shortcut): start from its bytes,
+    /// merge the lowest-ranked adjacent pair (every occurrence, left to right) until no adjacent
+    /// pair is a merge. O(n log n) in the word length n: the candidate pairs sit in a min-heap
+    /// keyed by (rank, position) over a linked list of the word's parts; a merge links its
+    /// neighbours and pushes the two pairs it creates, and entries made stale by an earlier merge
+    /// are skipped when popped (lazy invalidation). A rank's occurrences are all popped before
+    /// any is merged, so lower-ranked pairs created meanwhile wait for the next round, exactly as
+    /// in the pass over the word (tests/test_bpe_tokenizer.cpp keeps that plain algorithm as the
+    /// reference).
     std::vector<std::int32_t> bpe(std::string_view word) const {
-        std::vector<std::int32_t> parts;
-        parts.reserve(word.size());
-        for (char ch : word) parts.push_back(byte_ids_[static_cast<unsigned char>(ch)]);
-        while (parts.size() > 1) {
-            Merge best{INT32_MAX, -1};
-            std::int32_t left = -1, right = -1;
-            for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
-                const auto it = merges_.find(pair_key(parts[i], parts[i + 1]));
-                if (it != merges_.end() && it->second.rank < best.rank)
-                    best = it->second, left = parts[i], right = parts[i + 1];
-            }
-            if (best.id < 0) break;
-            std::size_t out = 0;
-            for (std::size_t in = 0; in < parts.size(); ++out) {
-                const bool hit =
-                    in + 1 < parts.size() && parts[in] == left && parts[in + 1] == right;
-                parts[out] = hit ? best.id : parts[in];
-                in += hit ? 2 : 1;
-            }
-            parts.resize(out);
+        const std::size_t n = word.size();
+        std::vector<std::int32_t> token(n);
+        std::vector<std::size_t> next(n), prev(n);  // linked parts; n marks the end
+        std::vector<bool> alive(n, true);
+        for (std::size_t i = 0; i < n; ++i) {
+            token[i] = byte_ids_[static_cast<unsigned char>(word[i])];
+            next[i] = i + 1;
+            prev[i] = i == 0 ? n : i - 1;
         }
+        // (rank, left position, left token, right token): stale once either part has changed.
+        using Entry = std::tuple<std::int32_t, std::size_t, std::int32_t, std::int32_t>;
+        std::priority_queue<Entry, std::vector<Entry>, std::greater<>> heap;
+        auto push = [&](std::size_t i) {
+            if (i >= n || next[i] >= n) return;
+            const auto it = merges_.find(pair_key(token[i], token[next[i]]));
+            if (it != merges_.end()) heap.emplace(it->second.rank, i, token[i], token[next[i]]);
+        };
+        auto valid = [&](const Entry& e) {
+            const auto& [rank, i, left, right] = e;
+            return alive[i] && token[i] == left && next[i] < n && token[next[i]] == right;
+        };
+        for (std::size_t i = 0; i + 1 < n; ++i) push(i);
+        std::vector<std::size_t> round;  // positions of this rank's pairs, left to right
+        while (!heap.empty()) {
+            const std::int32_t rank = std::get<0>(heap.top());
+            round.clear();
+            while (!heap.empty() && std::get<0>(heap.top()) == rank) {
+                round.push_back(std::get<1>(heap.top()));
+                heap.pop();
+            }
+            const Merge merge = merge_of_rank(rank);
+            for (const std::size_t i : round) {
+                // Still the pair it was? (An earlier merge of this round may have taken a part.)
+                if (!valid(Entry{rank, i, merge.left, merge.right})) continue;
+                const std::size_t j = next[i];
+                token[i] = merge.id;
+                alive[j] = false;
+                next[i] = next[j];
+                if (next[j] < n) prev[next[j]] = i;
+                if (prev[i] < n) push(prev[i]);
+                push(i);
+            }
+        }
+        std::vector<std::int32_t> parts;
+        for (std::size_t i = 0; i < n; i = next[i]) parts.push_back(token[i]);
         return parts;
+    }
+
+    /// (rank, merged id) of the merge of tokens left and right, or (-1, -1): the merges file as
+    /// the reference BPE in the tests reads it.
+    std::pair<std::int32_t, std::int32_t> merge(std::int32_t left, std::int32_t right) const {
+        const auto it = merges_.find(pair_key(left, right));
+        if (it == merges_.end()) return {-1, -1};
+        return {it->second.rank, it->second.id};
+    }
+    /// The id of the one-byte token of byte b.
+    std::int32_t byte_token(unsigned char b) const { return byte_ids_[b]; }
+
+private:
+    Merge merge_of_rank(std::int32_t rank) const {
+        return by_rank_[static_cast<std::size_t>(rank)];
     }
 
     void append_word(std::string_view word, std::vector<std::int32_t>& ids) const {
@@ -480,6 +431,7 @@ private:
     detail::StringMap<std::int32_t> ids_;              // bytes -> id, without "<|endoftext|>"
     std::array<std::int32_t, 256> byte_ids_{};         // byte -> id of its one-byte token
     std::unordered_map<std::uint64_t, Merge> merges_;  // (left id, right id) -> merge
+    std::vector<Merge> by_rank_;                       // rank -> merge
     std::vector<int> byte_of_char_;                    // code point of the alphabet -> byte, or -1
     std::shared_ptr<WordCache> cache_;
 };

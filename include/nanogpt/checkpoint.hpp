@@ -1,8 +1,10 @@
 // checkpoint.hpp — one binary file holds everything needed to sample from a model or resume
-// its training exactly. Layout (all integers and floats little-endian, as on x86 and ARM):
+// its training exactly. Layout of version 2 (all integers and floats little-endian, as on x86 and
+// ARM; docs/formats.md describes every version and how to add a field):
 //
-//   magic "NGPTCKPT" (8 bytes) | u32 format version (1) | u32 bytes per element (4 or 8)
+//   magic "NGPTCKPT" (8 bytes) | u32 format version (2) | u32 bytes per element (4 or 8)
 //   u64 total file size in bytes (so truncation is reported as such)
+//   u32 element type (0 float32, 1 float64)                                 [version 2 and later]
 //   config:    i64 block_size, vocab_size, n_layer, n_head, n_embd | f64 dropout | u8 bias
 //   tokenizer: u32 kind (0 none, 1 characters) | u64 n | n x (u32 length, UTF-8 bytes)
 //   training:  i64 iter | f64 best_val_loss | 2 x generator state (model dropout, data sampler)
@@ -10,27 +12,28 @@
 //   optimizer: u8 present | [f64 beta1, beta2, eps, weight_decay | i64 steps | n elements m | n v]
 //   u64 FNV-1a hash of every byte before it
 //
-// Files are written to "<path>.tmp" and renamed over <path>, so a crash mid-write never destroys
-// the previous checkpoint. Reading checks the size, magic, version and hash before parsing, and
-// every field afterwards (a truncated, corrupt or mismatched file throws std::runtime_error).
+// Files are written durably and atomically (file_io.hpp), so a crash mid-write never destroys the
+// previous checkpoint. The reader accepts every version from 1 to kCheckpointVersion. It checks the
+// size, magic, version and hash before parsing, then every field against the bytes that remain
+// BEFORE allocating anything for it, and the configuration against the limits in config.hpp; a
+// truncated, corrupt or mismatched file throws std::runtime_error naming the file. The hash detects
+// accidents, not attacks: anyone can recompute it, so the checks never rely on it.
 // Builds on model.hpp and optim.hpp; read next: examples/train_shakespeare_char.cpp.
 #pragma once
 
 #include <algorithm>    // std::copy
 #include <cstdint>      // fixed-width integers
 #include <cstring>      // std::memcpy
-#include <fstream>      // std::ifstream
-#include <iterator>     // std::istreambuf_iterator
 #include <limits>       // std::numeric_limits
 #include <stdexcept>    // std::runtime_error
 #include <string>       // std::string
-#include <type_traits>  // std::type_identity_t (so nullptr can be passed as the optimizer)
+#include <type_traits>  // std::type_identity_t (so nullptr can be passed as the optimizer), is_same
 #include <utility>      // std::move
 #include <vector>       // std::vector
 
 #include <nanogpt/config.hpp>
-#include <nanogpt/detail/atomic_file.hpp>
 #include <nanogpt/detail/hash.hpp>
+#include <nanogpt/file_io.hpp>
 #include <nanogpt/random.hpp>
 #include <nanogpt/model.hpp>
 #include <nanogpt/optim.hpp>
@@ -38,7 +41,16 @@
 namespace nanogpt {
 
 inline constexpr char kCheckpointMagic[8] = {'N', 'G', 'P', 'T', 'C', 'K', 'P', 'T'};
-inline constexpr std::uint32_t kCheckpointVersion = 1;
+/// The version save_checkpoint writes; load_checkpoint reads this one and every earlier one.
+inline constexpr std::uint32_t kCheckpointVersion = 2;
+
+/// The element type code of version 2 headers.
+template <class T>
+constexpr std::uint32_t checkpoint_element_type() {
+    static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                  "checkpoints hold float or double");
+    return std::is_same_v<T, float> ? 0 : 1;
+}
 
 /// Where a training run stands, saved so that resuming continues it exactly.
 struct TrainingState {
@@ -152,18 +164,20 @@ private:
 
 }  // namespace detail
 
-/// Saves the model (and optimizer state when given, and the tokenizer's symbols) to path.
+/// The bytes of a checkpoint of the model (and optimizer state when given, and the tokenizer's
+/// symbols): what save_checkpoint writes.
 template <class T>
-void save_checkpoint(const std::string& path, GPT<T>& model,
-                     const std::type_identity_t<AdamW<T>>* optimizer,
-                     const std::vector<std::string>& vocabulary,
-                     const TrainingState& training = {}) {
+std::vector<unsigned char> checkpoint_bytes(GPT<T>& model,
+                                            const std::type_identity_t<AdamW<T>>* optimizer,
+                                            const std::vector<std::string>& vocabulary,
+                                            const TrainingState& training = {}) {
     detail::ByteWriter w;
     w.put_array(kCheckpointMagic, 8);
     w.put(kCheckpointVersion);
     w.put(static_cast<std::uint32_t>(sizeof(T)));
     const std::size_t size_field = w.bytes().size();
     w.put(std::uint64_t{0});  // patched below, once the size is known
+    w.put(checkpoint_element_type<T>());
     const GPTConfig& c = model.config();
     for (std::int64_t v : {c.block_size, c.vocab_size, c.n_layer, c.n_head, c.n_embd}) w.put(v);
     w.put(c.dropout);
@@ -192,16 +206,56 @@ void save_checkpoint(const std::string& path, GPT<T>& model,
     const std::uint64_t total = w.bytes().size() + sizeof(std::uint64_t);
     std::memcpy(w.bytes().data() + size_field, &total, sizeof(total));
     w.put(detail::fnv1a(w.bytes().data(), w.bytes().size()));
-    detail::write_file_atomically(path, {{w.bytes().data(), w.bytes().size()}}, "checkpoint");
+    return std::move(w.bytes());
 }
 
-/// Reads and validates a checkpoint written by save_checkpoint with the same element type.
+/// Saves the model (and optimizer state when given, and the tokenizer's symbols) to path,
+/// durably and atomically.
 template <class T>
-Checkpoint<T> load_checkpoint(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error("checkpoint '" + path + "': cannot open file");
-    const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)),
-                                           std::istreambuf_iterator<char>());
+void save_checkpoint(const std::string& path, GPT<T>& model,
+                     const std::type_identity_t<AdamW<T>>* optimizer,
+                     const std::vector<std::string>& vocabulary,
+                     const TrainingState& training = {}) {
+    const std::vector<unsigned char> bytes =
+        checkpoint_bytes(model, optimizer, vocabulary, training);
+    write_file_atomically(path, {{bytes.data(), bytes.size()}}, "checkpoint");
+}
+
+/// A checkpoint held in memory until the training step after it has shown that its weights are
+/// sound, then written over the previous one. One update can make the weights enormous yet
+/// finite: the evaluation right after it may still look fine and save them, and only the next
+/// step's loss or gradient norm is NaN. Training stages each checkpoint here, commits it once
+/// the following step produced a finite loss and gradient norm, and discards it when that step
+/// diverges, so the file on disk is always the last checkpoint that was followed by a good step.
+class PendingCheckpoint {
+public:
+    /// Holds the checkpoint of this moment (replacing one staged before) for `path`.
+    template <class T>
+    void stage(const std::string& path, GPT<T>& model,
+               const std::type_identity_t<AdamW<T>>* optimizer,
+               const std::vector<std::string>& vocabulary, const TrainingState& training) {
+        path_ = path;
+        bytes_ = checkpoint_bytes(model, optimizer, vocabulary, training);
+    }
+    bool pending() const { return !bytes_.empty(); }
+    /// Writes the staged checkpoint (durably, atomically) and forgets it; false if none was staged.
+    bool commit() {
+        if (bytes_.empty()) return false;
+        write_file_atomically(path_, {{bytes_.data(), bytes_.size()}}, "checkpoint");
+        bytes_.clear();
+        return true;
+    }
+    /// Forgets the staged checkpoint: the file on disk stays the previous one.
+    void discard() { bytes_.clear(); }
+
+private:
+    std::string path_;
+    std::vector<unsigned char> bytes_;
+};
+
+/// Validates and decodes the bytes of a checkpoint file; `path` names it in errors.
+template <class T>
+Checkpoint<T> parse_checkpoint(const std::vector<unsigned char>& bytes, const std::string& path) {
     detail::ByteReader header(bytes, bytes.size(), path);
     if (bytes.size() < 32 || std::memcmp(bytes.data(), kCheckpointMagic, 8) != 0) {
         header.fail("not a nanogpt checkpoint (bad magic or too short)");
@@ -211,8 +265,8 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
     std::memcpy(&version, bytes.data() + 8, 4);
     std::memcpy(&element_bytes, bytes.data() + 12, 4);
     std::memcpy(&total_size, bytes.data() + 16, 8);
-    if (version != kCheckpointVersion) {
-        header.fail("format version " + std::to_string(version) + ", this build reads version " +
+    if (version < 1 || version > kCheckpointVersion) {
+        header.fail("format version " + std::to_string(version) + ", this build reads versions 1 to " +
                     std::to_string(kCheckpointVersion));
     }
     if (total_size != bytes.size()) {
@@ -233,6 +287,13 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
     (void)r.get<std::uint64_t>("magic");
     (void)r.get<std::uint64_t>("version");
     (void)r.get<std::uint64_t>("size");
+    if (version >= 2) {
+        const auto type = r.get<std::uint32_t>("element type");
+        if (type != checkpoint_element_type<T>()) {
+            r.fail("element type " + std::to_string(type) + ", expected " +
+                   std::to_string(checkpoint_element_type<T>()) + " (0 float32, 1 float64)");
+        }
+    }
     Checkpoint<T> ck;
     ck.config.block_size = r.get<std::int64_t>("config");
     ck.config.vocab_size = r.get<std::int64_t>("config");
@@ -241,14 +302,12 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
     ck.config.n_embd = r.get<std::int64_t>("config");
     ck.config.dropout = r.get<double>("config");
     ck.config.bias = r.get<std::uint8_t>("config") != 0;
-    try {
-        ck.config.validate();
-    } catch (const std::invalid_argument& e) {
-        r.fail(std::string("invalid configuration: ") + e.what());
-    }
+    validate_loaded_config(ck.config, "checkpoint '" + path + "'");
     const auto kind = r.get<std::uint32_t>("tokenizer");
     const auto symbols = r.get<std::uint64_t>("tokenizer");
-    if (kind > 1 || symbols > r.remaining()) r.fail("corrupt tokenizer section");
+    // Each symbol takes at least 5 bytes (length and one byte), so this bounds the loop.
+    if (kind > 1 || symbols > r.remaining() / 5) r.fail("corrupt tokenizer section");
+    ck.vocabulary.reserve(static_cast<std::size_t>(symbols));
     for (std::uint64_t i = 0; i < symbols; ++i) {
         const auto len = r.get<std::uint32_t>("tokenizer");
         if (len == 0 || len > 4) r.fail("corrupt tokenizer symbol");
@@ -266,11 +325,18 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
     ck.dropout_rng = r.get_state("training state");
     ck.training.data_rng = r.get_state("training state");
     const auto n = r.get<std::uint64_t>("weights");
-    if (n != static_cast<std::uint64_t>(ck.config.num_parameters())) {
+    const auto expected = static_cast<std::uint64_t>(ck.config.num_parameters());
+    if (n != expected) {
         r.fail("holds " + std::to_string(n) + " weights, the configuration needs " +
-               std::to_string(ck.config.num_parameters()));
+               std::to_string(expected));
     }
-    ck.weights.resize(n);
+    // Allocate only what the file holds: the weights and, when present, the two moments.
+    if (n > r.remaining() / sizeof(T)) {
+        r.fail("truncated in weights: " + std::to_string(n) + " weights need " +
+               std::to_string(n * sizeof(T)) + " bytes, " + std::to_string(r.remaining()) +
+               " remain");
+    }
+    ck.weights.resize(static_cast<std::size_t>(n));
     r.get_array(ck.weights.data(), n, "weights");
     ck.has_optimizer = r.get<std::uint8_t>("optimizer") != 0;
     if (ck.has_optimizer) {
@@ -279,13 +345,21 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
         ck.adamw.eps = r.get<double>("optimizer");
         ck.adamw.weight_decay = r.get<double>("optimizer");
         ck.adamw_steps = r.get<std::int64_t>("optimizer");
-        ck.adamw_m.resize(n);
-        ck.adamw_v.resize(n);
+        if (n > r.remaining() / sizeof(T) / 2) r.fail("truncated in optimizer");
+        ck.adamw_m.resize(static_cast<std::size_t>(n));
+        ck.adamw_v.resize(static_cast<std::size_t>(n));
         r.get_array(ck.adamw_m.data(), n, "optimizer");
         r.get_array(ck.adamw_v.data(), n, "optimizer");
     }
     if (r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " unexpected trailing bytes");
     return ck;
+}
+
+/// Reads and validates a checkpoint written by save_checkpoint (any version up to
+/// kCheckpointVersion) with the same element type.
+template <class T>
+Checkpoint<T> load_checkpoint(const std::string& path) {
+    return parse_checkpoint<T>(read_file_bytes(path, "checkpoint"), path);
 }
 
 }  // namespace nanogpt

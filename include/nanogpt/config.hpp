@@ -1,12 +1,30 @@
 // config.hpp — GPTConfig: the shape of a GPT, its validation and named presets.
-// Read next: sampling.hpp, model.hpp.
+//
+// Every size derived from a configuration (parameter count, KV cache, activations of one training
+// step) is computed with overflow checks and bounded by a documented limit, since configurations
+// come from files and flags (docs/formats.md, "Limits"). Read next: sampling.hpp, model.hpp.
 #pragma once
 
+#include <algorithm>  // std::max
 #include <cstdint>    // std::int64_t
 #include <stdexcept>  // std::invalid_argument
 #include <string>     // std::string, std::to_string
 
+#include <nanogpt/detail/checked_math.hpp>
+
 namespace nanogpt {
+
+/// Most parameters a configuration may have: 2^36 (69 billion, 46x GPT-2 XL). Far above what a
+/// CPU trains, and low enough that parameters, gradients and AdamW's two moments stay far from
+/// int64 and size_t overflow in bytes.
+inline constexpr std::int64_t kMaxParameters = std::int64_t(1) << 36;
+/// Most elements the activations of one training step may need (see GPTConfig::step_elements):
+/// 2^36, the same order as kMaxParameters.
+inline constexpr std::int64_t kMaxStepElements = std::int64_t(1) << 36;
+/// A model loaded from a file may make generation allocate a KV cache of at most
+/// max(kMinLoadedKVCacheElements, its parameter count) elements per sequence, so a small file
+/// cannot ask for gigabytes of cache (GPT-2's own ratio is 0.15; 2^26 elements is 256 MiB in f32).
+inline constexpr std::int64_t kMinLoadedKVCacheElements = std::int64_t(1) << 26;
 
 struct GPTConfig {
     std::int64_t block_size = 1024;  // longest context the model can see
@@ -65,18 +83,77 @@ struct GPTConfig {
             throw std::invalid_argument("GPTConfig: vocab_size = " + std::to_string(vocab_size) +
                                         " does not fit 32-bit token ids");
         }
+        (void)num_parameters();  // each throws naming the size that is too large
+        (void)kv_cache_elements();
     }
 
     /// Parameter count with lm_head tied to wte; the same formula sizes the parameter buffer.
+    /// std::invalid_argument when it exceeds kMaxParameters (or a field is not positive).
     std::int64_t num_parameters() const {
-        const std::int64_t C = n_embd, b = bias ? 1 : 0;
-        const std::int64_t ln = C + b * C;
-        const std::int64_t block = 2 * ln + (3 * C * C + b * 3 * C) + (C * C + b * C) +
-                                   (4 * C * C + b * 4 * C) + (4 * C * C + b * C);
-        return vocab_size * C + block_size * C + n_layer * block + ln;
+        using detail::checked_add, detail::checked_mul;
+        const std::string what = "GPTConfig: num_parameters";
+        const std::int64_t C = n_embd, b = bias ? 1 : 0, L = kMaxParameters;
+        const std::int64_t ln = checked_mul(C, 1 + b, what, L);
+        const std::int64_t CC = checked_mul(C, C, what + " (n_embd^2)", L);
+        // attention c_attn + c_proj, MLP c_fc + c_proj: 12 C^2 weights, 9 C biases, 2 layernorms.
+        const std::int64_t block = checked_add(checked_mul(12, CC, what, L), 2 * ln + 9 * b * C,
+                                               what + " of one block", L);
+        std::int64_t n = checked_mul(vocab_size, C, what + " (vocab_size x n_embd)", L);
+        n = checked_add(n, checked_mul(block_size, C, what + " (block_size x n_embd)", L), what, L);
+        n = checked_add(n, checked_mul(n_layer, block, what + " (n_layer x block)", L), what, L);
+        return checked_add(n, ln, what, L);
+    }
+
+    /// Elements of a KV cache for one sequence: keys and values of every layer and position.
+    std::int64_t kv_cache_elements() const {
+        const std::string what = "GPTConfig: KV cache elements (2 x n_layer x block_size x n_embd)";
+        return detail::checked_mul(
+            2, detail::checked_mul(detail::checked_mul(n_layer, block_size, what), n_embd, what),
+            what, kMaxParameters);
+    }
+
+    /// An upper estimate of the activation elements one training step over batch_size sequences
+    /// needs: logits and their gradient (2 V), per layer about 20 C of residual, attention and MLP
+    /// buffers plus the attention matrix (2 n_head T), per position. std::invalid_argument naming
+    /// batch_size when it exceeds kMaxStepElements.
+    std::int64_t step_elements(std::int64_t batch_size) const {
+        using detail::checked_add, detail::checked_mul;
+        const std::string what = "batch_size = " + std::to_string(batch_size) +
+                                 ": activation elements of one step";
+        if (batch_size <= 0) {
+            throw std::invalid_argument("batch_size must be positive, got " +
+                                        std::to_string(batch_size));
+        }
+        const std::int64_t L = kMaxStepElements;
+        const std::int64_t layer = checked_add(checked_mul(20, n_embd, what, L),
+                                               checked_mul(2 * n_head, block_size, what, L), what, L);
+        const std::int64_t per_position = checked_add(
+            checked_mul(2, vocab_size, what, L), checked_mul(n_layer, layer, what, L), what, L);
+        return checked_mul(checked_mul(batch_size, block_size, what, L), per_position, what, L);
     }
 
     bool operator==(const GPTConfig&) const = default;
 };
+
+/// For a configuration read from a file (checkpoint, safetensors): validate(), and the bound on
+/// what the file may make generation allocate: a KV cache of at most max(kMinLoadedKVCacheElements,
+/// num_parameters()) elements per sequence. std::runtime_error starting with `source`.
+inline void validate_loaded_config(const GPTConfig& c, const std::string& source) {
+    std::int64_t cache = 0, parameters = 0;
+    try {
+        c.validate();
+        cache = c.kv_cache_elements();
+        parameters = c.num_parameters();
+    } catch (const std::invalid_argument& e) {
+        throw std::runtime_error(source + ": invalid configuration: " + e.what());
+    }
+    if (cache > std::max(kMinLoadedKVCacheElements, parameters)) {
+        throw std::runtime_error(
+            source + ": the configuration's KV cache (" + std::to_string(cache) +
+            " elements per sequence) exceeds both its parameter count (" +
+            std::to_string(parameters) + ") and " + std::to_string(kMinLoadedKVCacheElements) +
+            ", the most a loaded model may ask for (docs/formats.md, Limits)");
+    }
+}
 
 }  // namespace nanogpt

@@ -23,6 +23,7 @@
 #include <utility>    // std::in_range (C++20)
 #include <vector>     // std::vector
 
+#include <nanogpt/detail/checked_math.hpp>
 #include <nanogpt/random.hpp>
 #include <nanogpt/tensor.hpp>
 
@@ -106,11 +107,15 @@ Batch get_batch(std::span<const Int> data, std::int64_t batch_size, std::int64_t
                                     std::to_string(block_size));
     }
     const auto len = static_cast<std::int64_t>(data.size());
-    if (len < block_size + 1) {
+    if (len <= block_size) {  // not len < block_size + 1, which can overflow
         throw std::invalid_argument(
             "get_batch: dataset has " + std::to_string(len) +
-            " tokens, needs at least block_size + 1 = " + std::to_string(block_size + 1));
+            " tokens, needs at least block_size + 1 = " +
+            std::to_string(static_cast<std::uint64_t>(block_size) + 1));
     }
+    // Two int32 tensors of B x T, bounded like a training step's activations (config.hpp).
+    (void)detail::checked_mul(batch_size, block_size, "get_batch: batch_size x block_size",
+                              std::int64_t(1) << 36);
     const auto B = static_cast<std::size_t>(batch_size), T = static_cast<std::size_t>(block_size);
     std::vector<std::size_t> offsets(B);
     for (auto& i : offsets) {

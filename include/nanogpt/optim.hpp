@@ -65,17 +65,22 @@ struct AdamWScalars {
 };
 
 /// Elements [begin, end) of one AdamW update: the plain loop, any T.
+/// Returns 0 when every updated weight and second moment is finite, NaN otherwise: x * 0 is NaN
+/// exactly for infinite or NaN x, so the check is a multiply-add per value (a non-finite first
+/// moment makes its weight non-finite too).
 template <class T>
-[[gnu::always_inline]] inline void adamw_span(T* param, const T* grad, T* m, T* v,
-                                              std::int64_t begin, std::int64_t end,
-                                              const AdamWScalars<T>& s) {
+[[gnu::always_inline]] inline T adamw_span(T* param, const T* grad, T* m, T* v, std::int64_t begin,
+                                           std::int64_t end, const AdamWScalars<T>& s) {
+    T check = 0;
     for (std::int64_t i = begin; i < end; ++i) {
         const T g = grad[i] * s.grad_scale;
         m[i] = s.b1 * m[i] + (T(1) - s.b1) * g;
         v[i] = s.b2 * v[i] + (T(1) - s.b2) * g * g;
         param[i] =
             param[i] * s.decay - s.step_size * m[i] / (std::sqrt(v[i]) * s.inv_sqrt_bias2 + s.eps);
+        check += param[i] * T(0) + v[i] * T(0);
     }
+    return check;
 }
 
 #ifdef NANOGPT_X86_SIMD
@@ -83,11 +88,11 @@ template <class T>
 /// and clang compile with -fmath-errno by default, so no compiler vectorises the plain loop: it
 /// ran one element at a time, 0.84 ms per nanoGPT-recipe step (4% of the step). The same
 /// operations in the same order, so each element's result is the plain loop's bar FMA contraction.
-__attribute__((target("avx512f"))) inline void adamw_span_avx512(float* param, const float* grad,
-                                                                 float* m, float* v,
-                                                                 std::int64_t begin,
-                                                                 std::int64_t end,
-                                                                 const AdamWScalars<float>& s) {
+__attribute__((target("avx512f"))) inline float adamw_span_avx512(float* param, const float* grad,
+                                                                  float* m, float* v,
+                                                                  std::int64_t begin,
+                                                                  std::int64_t end,
+                                                                  const AdamWScalars<float>& s) {
     const __m512 b1 = _mm512_set1_ps(s.b1), one_minus_b1 = _mm512_set1_ps(1.0f - s.b1);
     const __m512 b2 = _mm512_set1_ps(s.b2), one_minus_b2 = _mm512_set1_ps(1.0f - s.b2);
     const __m512 step_size = _mm512_set1_ps(s.step_size), decay = _mm512_set1_ps(s.decay);
@@ -96,6 +101,8 @@ __attribute__((target("avx512f"))) inline void adamw_span_avx512(float* param, c
     // The zero-masking sqrt with every lane on is the plain one; g++ 12 warns (maybe-uninitialized)
     // about _mm512_sqrt_ps's undefined pass-through operand.
     const __mmask16 all = 0xFFFF;
+    const __m512 zero = _mm512_setzero_ps();
+    __m512 check = zero;  // as in adamw_span
     std::int64_t i = begin;
     for (; i + 16 <= end; i += 16) {
         const __m512 g = _mm512_mul_ps(_mm512_loadu_ps(grad + i), scale);
@@ -107,24 +114,32 @@ __attribute__((target("avx512f"))) inline void adamw_span_avx512(float* param, c
         _mm512_storeu_ps(v + i, vi);
         const __m512 denom =
             _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_sqrt_ps(all, vi), inv_sqrt_bias2), eps);
-        _mm512_storeu_ps(param + i,
-                         _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(param + i), decay),
-                                       _mm512_div_ps(_mm512_mul_ps(step_size, mi), denom)));
+        const __m512 pi = _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(param + i), decay),
+                                        _mm512_div_ps(_mm512_mul_ps(step_size, mi), denom));
+        _mm512_storeu_ps(param + i, pi);
+        check = _mm512_add_ps(check, _mm512_add_ps(_mm512_mul_ps(pi, zero), _mm512_mul_ps(vi, zero)));
     }
-    adamw_span(param, grad, m, v, i, end, s);  // the last few
+    // Summed lane by lane: g++ 12 -Werror rejects _mm512_reduce_add_ps (maybe-uninitialized).
+    float lanes[16];
+    _mm512_storeu_ps(lanes, check);
+    float total = adamw_span(param, grad, m, v, i, end, s);  // the last few
+    for (const float lane : lanes) total += lane;
+    return total;
 }
 #endif
 
 #ifdef NANOGPT_ARM_NEON
 /// adamw_span for float with NEON, 4 elements at a time, for the same reason as the AVX-512 loop
-/// above (the plain loop's std::sqrt keeps it scalar); same operations in the same order.
-inline void adamw_span_neon(float* param, const float* grad, float* m, float* v,
-                            std::int64_t begin, std::int64_t end, const AdamWScalars<float>& s) {
+/// above (the plain loop's std::sqrt keeps it scalar); same operations in the same order, and the
+/// same finiteness check.
+inline float adamw_span_neon(float* param, const float* grad, float* m, float* v,
+                             std::int64_t begin, std::int64_t end, const AdamWScalars<float>& s) {
     const float32x4_t b1 = vdupq_n_f32(s.b1), one_minus_b1 = vdupq_n_f32(1.0f - s.b1);
     const float32x4_t b2 = vdupq_n_f32(s.b2), one_minus_b2 = vdupq_n_f32(1.0f - s.b2);
     const float32x4_t step_size = vdupq_n_f32(s.step_size), decay = vdupq_n_f32(s.decay);
     const float32x4_t inv_sqrt_bias2 = vdupq_n_f32(s.inv_sqrt_bias2), eps = vdupq_n_f32(s.eps);
-    const float32x4_t scale = vdupq_n_f32(s.grad_scale);
+    const float32x4_t scale = vdupq_n_f32(s.grad_scale), zero = vdupq_n_f32(0.0f);
+    float32x4_t check = zero;  // as in adamw_span
     std::int64_t i = begin;
     for (; i + 4 <= end; i += 4) {
         const float32x4_t g = vmulq_f32(vld1q_f32(grad + i), scale);
@@ -135,19 +150,28 @@ inline void adamw_span_neon(float* param, const float* grad, float* m, float* v,
         vst1q_f32(m + i, mi);
         vst1q_f32(v + i, vi);
         const float32x4_t denom = vaddq_f32(vmulq_f32(vsqrtq_f32(vi), inv_sqrt_bias2), eps);
-        vst1q_f32(param + i, vsubq_f32(vmulq_f32(vld1q_f32(param + i), decay),
-                                       vdivq_f32(vmulq_f32(step_size, mi), denom)));
+        const float32x4_t pi = vsubq_f32(vmulq_f32(vld1q_f32(param + i), decay),
+                                         vdivq_f32(vmulq_f32(step_size, mi), denom));
+        vst1q_f32(param + i, pi);
+        check = vaddq_f32(check, vaddq_f32(vmulq_f32(pi, zero), vmulq_f32(vi, zero)));
     }
-    adamw_span(param, grad, m, v, i, end, s);  // the last few
+    float lanes[4];
+    vst1q_f32(lanes, check);
+    float total = adamw_span(param, grad, m, v, i, end, s);  // the last few
+    for (const float lane : lanes) total += lane;
+    return total;
 }
 #endif
 
 // grad_scale multiplies every gradient as it is read (gradient clipping folded into the update,
 // which saves a read and a write of the whole gradient buffer; 1 leaves them as they are).
+// finite[b], for each block b of kAdamWChunk elements, says whether its updated weights and
+// second moments are all finite (the caller owns the array; null skips it).
+inline constexpr std::int64_t kAdamWChunk = 16384;
 template <class T>
 void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr,
                   double weight_decay, const AdamWConfig& c, std::int64_t step,
-                  double grad_scale = 1.0) {
+                  double grad_scale = 1.0, unsigned char* finite = nullptr) {
     const double bias1 = 1.0 - std::pow(c.beta1, static_cast<double>(step));
     const double bias2 = 1.0 - std::pow(c.beta2, static_cast<double>(step));
     const AdamWScalars<T> s{static_cast<T>(c.beta1),
@@ -157,22 +181,28 @@ void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr
                             static_cast<T>(1.0 - lr * weight_decay),
                             static_cast<T>(c.eps),
                             static_cast<T>(grad_scale)};  // g * 1 == g exactly: no special case
-    const std::int64_t chunk = 16384;
+    const std::int64_t chunk = kAdamWChunk;
     [[maybe_unused]] const bool avx512 = detail::vector_isa() == detail::VectorIsa::avx512;
     detail::parallel_for(
         (n + chunk - 1) / chunk, [&](std::int64_t blk) __attribute__((always_inline)) {
             const std::int64_t begin = blk * chunk, end = std::min(n, begin + chunk);
-#ifdef NANOGPT_X86_SIMD
+            T check = 0;
+#if defined(NANOGPT_X86_SIMD)
             if constexpr (std::is_same_v<T, float>) {
-                if (avx512) return adamw_span_avx512(param, grad, m, v, begin, end, s);
+                if (avx512) check = adamw_span_avx512(param, grad, m, v, begin, end, s);
+                else check = adamw_span(param, grad, m, v, begin, end, s);
+            } else {
+                check = adamw_span(param, grad, m, v, begin, end, s);
             }
+#elif defined(NANOGPT_ARM_NEON)
+            if constexpr (std::is_same_v<T, float>)
+                check = adamw_span_neon(param, grad, m, v, begin, end, s);
+            else
+                check = adamw_span(param, grad, m, v, begin, end, s);
+#else
+            check = adamw_span(param, grad, m, v, begin, end, s);
 #endif
-#ifdef NANOGPT_ARM_NEON
-            if constexpr (std::is_same_v<T, float>) {
-                return adamw_span_neon(param, grad, m, v, begin, end, s);
-            }
-#endif
-            adamw_span(param, grad, m, v, begin, end, s);
+            if (finite != nullptr) finite[blk] = check == T(0);
         });
 }
 }  // namespace kernels
@@ -184,23 +214,29 @@ public:
         : params_(&params),
           config_((config.validate(), config)),
           m_(static_cast<std::size_t>(params.size()), T(0)),
-          v_(static_cast<std::size_t>(params.size()), T(0)) {}
+          v_(static_cast<std::size_t>(params.size()), T(0)),
+          finite_(max_blocks(params)) {}
 
     /// One update of every parameter from the gradient buffer, at learning rate lr. grad_scale
     /// multiplies the gradients as they are read (see clip_scale: clipping without a separate
-    /// pass); the buffer itself is not changed.
-    void step(double lr, double grad_scale = 1.0) {
+    /// pass); the buffer itself is not changed. Returns false when a weight or a moment became
+    /// infinite or NaN: training must stop at once (the state is lost), not take another step.
+    bool step(double lr, double grad_scale = 1.0) {
         if (!(lr >= 0.0) || !std::isfinite(lr)) {
             throw std::invalid_argument("AdamW::step: learning rate must be finite and >= 0, got " +
                                         std::to_string(lr));
         }
         ++step_;
+        bool finite = true;
         for (const ParameterInfo& info : params_->infos()) {
             const std::int64_t o = info.offset, n = info.shape.numel();
             kernels::adamw_update(params_->data() + o, params_->grad() + o, m_.data() + o,
                                   v_.data() + o, n, lr, info.decay() ? config_.weight_decay : 0.0,
-                                  config_, step_, grad_scale);
+                                  config_, step_, grad_scale, finite_.data());
+            for (std::int64_t b = 0; b < (n + kernels::kAdamWChunk - 1) / kernels::kAdamWChunk; ++b)
+                finite = finite && finite_[static_cast<std::size_t>(b)] != 0;
         }
+        return finite;
     }
 
     const AdamWConfig& config() const { return config_; }
@@ -213,9 +249,17 @@ public:
     const std::vector<T>& v() const { return v_; }
 
 private:
+    static std::size_t max_blocks(const Parameters<T>& params) {
+        std::int64_t most = 1;
+        for (const ParameterInfo& info : params.infos())
+            most = std::max(most, (info.shape.numel() + kernels::kAdamWChunk - 1) / kernels::kAdamWChunk);
+        return static_cast<std::size_t>(most);
+    }
+
     Parameters<T>* params_;
     AdamWConfig config_;
     std::vector<T> m_, v_;
+    std::vector<unsigned char> finite_;  // per block of one update: all finite (adamw_update)
     std::int64_t step_ = 0;
 };
 

@@ -10,9 +10,11 @@
 #include <cmath>      // std::sqrt
 #include <cstdint>    // std::int64_t
 #include <stdexcept>  // std::invalid_argument, std::logic_error
-#include <string>     // std::string
-#include <vector>     // std::vector
+#include <string>         // std::string
+#include <unordered_map>  // std::unordered_map
+#include <vector>         // std::vector
 
+#include <nanogpt/detail/checked_math.hpp>
 #include <nanogpt/detail/parallel.hpp>
 #include <nanogpt/random.hpp>
 #include <nanogpt/tensor.hpp>
@@ -44,7 +46,7 @@ class Parameters {
 public:
     /// Room for `capacity` elements; `seed` drives every initial value, in declaration order.
     explicit Parameters(std::int64_t capacity, std::uint64_t seed = 1337)
-        : data_(static_cast<std::size_t>(capacity)),
+        : data_(checked_capacity(capacity)),
           grad_(static_cast<std::size_t>(capacity)),
           rng_(seed) {}
 
@@ -57,15 +59,16 @@ public:
 
     /// Declares the next parameter, initialises it, and returns its view (with gradient).
     Tensor<T> add(const std::string& name, const Shape& shape, const Init& init) {
-        const std::int64_t n = shape.numel();
-        if (used_ + n > size()) {
+        // Checked, since a shape may come from a file: an overflowed count would wrap negative.
+        std::int64_t n = 1;
+        for (int d = 0; d < shape.ndim(); ++d)
+            n = detail::checked_mul(n, shape[d], "Parameters: element count of '" + name + "'");
+        if (n > size() - used_) {
             throw std::logic_error("Parameters: capacity " + std::to_string(size()) +
-                                   " exceeded by '" + name + "'");
+                                   " exceeded by '" + name + "' " + shape.to_string());
         }
-        for (const auto& info : infos_) {
-            if (info.name == name)
-                throw std::invalid_argument("Parameters: duplicate name '" + name + "'");
-        }
+        if (!index_.emplace(name, infos_.size()).second)
+            throw std::invalid_argument("Parameters: duplicate name '" + name + "'");
         infos_.push_back(ParameterInfo{name, shape, used_});
         T* p = data_.data() + used_;
         for (std::int64_t i = 0; i < n; ++i) {
@@ -83,8 +86,7 @@ public:
     }
     /// Looks a parameter up by name; std::invalid_argument names it when absent.
     Tensor<T> find(const std::string& name) {
-        for (const auto& info : infos_)
-            if (info.name == name) return view(info);
+        if (const auto it = index_.find(name); it != index_.end()) return view(infos_[it->second]);
         throw std::invalid_argument("Parameters: no parameter named '" + name + "'");
     }
 
@@ -103,9 +105,18 @@ public:
     }
 
 private:
+    static std::size_t checked_capacity(std::int64_t capacity) {
+        if (capacity < 0) {
+            throw std::invalid_argument("Parameters: capacity must not be negative, got " +
+                                        std::to_string(capacity));
+        }
+        return static_cast<std::size_t>(capacity);
+    }
+
     std::vector<T> data_;
     std::vector<T> grad_;
     std::vector<ParameterInfo> infos_;
+    std::unordered_map<std::string, std::size_t> index_;  // name -> position in infos_
     std::int64_t used_ = 0;
     Random rng_;
 };

@@ -1,217 +1,36 @@
-// safetensors.hpp — safetensors files, and GPT-2 weights in the layout Hugging Face publishes
-// (openai-community/gpt2's model.safetensors), so a GPT<T> can start from OpenAI's weights.
+// safetensors.hpp — the safetensors file format (Hugging Face's container for tensors); GPT-2's
+// names and layout inside such a file live in gpt2_weights.hpp.
 //
 // The format: u64 little-endian N | N bytes of JSON header | the data section. The header maps each
 // tensor name to {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]} (bytes, relative to
 // the data section), plus an optional "__metadata__" map of strings. Tensors tile the data section
 // exactly (no overlap, no gap); every number is little-endian. The reader checks all of that and
 // throws std::runtime_error naming the file, the tensor and the problem. It holds a whole file in
-// memory (read_header() reads only the header).
-//
-// GPT-2 stores the block matrices as Conv1D weights [in, out] (y = x W + b) while our Linear keeps
-// PyTorch's [out, in] (y = x W^T + b): c_attn, c_proj and c_fc weights are transposed on load and
-// on save. Builds on model.hpp; read next: tests/test_parity_torch.cpp (parity with PyTorch).
+// memory (read_header() reads only the header). The header's JSON goes through detail/json.hpp;
+// names are indexed in a hash map, so duplicates and look-ups cost linear time overall.
+// Builds on detail/json.hpp and file_io.hpp; read next: gpt2_weights.hpp.
 #pragma once
 
 #include <algorithm>     // std::sort, std::find_if
 #include <cstdint>       // fixed-width integers
 #include <cstring>       // std::memcpy
+#include <filesystem>    // std::filesystem::is_regular_file
 #include <fstream>       // std::ifstream
 #include <map>           // std::map
 #include <stdexcept>     // std::runtime_error, std::logic_error, std::invalid_argument
 #include <string>        // std::string, std::to_string
 #include <string_view>   // std::string_view
 #include <system_error>  // std::error_code
+#include <unordered_map>  // std::unordered_map
 #include <utility>       // std::pair, std::move
 #include <vector>        // std::vector
 
-#include <nanogpt/config.hpp>
-#include <nanogpt/detail/atomic_file.hpp>
-#include <nanogpt/detail/utf8.hpp>
-#include <nanogpt/model.hpp>
+#include <nanogpt/detail/json.hpp>
+#include <nanogpt/file_io.hpp>
 
 namespace nanogpt {
 
 namespace detail {
-
-// ---- JSON: just what a safetensors header holds (objects, arrays, strings, integers) ----
-
-struct Json {
-    enum class Kind { object, array, string, integer };
-    Kind kind = Kind::integer;
-    std::uint64_t integer = 0;
-    std::string string;
-    std::vector<std::string> keys;  // object keys, in file order, parallel to items
-    std::vector<Json> items;        // array elements or object values
-};
-
-class JsonParser {
-public:
-    JsonParser(std::string_view text, std::string source)
-        : text_(text), source_(std::move(source)) {}
-
-    /// One value and nothing after it but whitespace (writers pad the header with spaces).
-    Json parse_document() {
-        Json value = parse_value(0);
-        skip_space();
-        if (pos_ != text_.size()) fail("unexpected text after the top-level value");
-        return value;
-    }
-
-private:
-    [[noreturn]] void fail(const std::string& what) const {
-        throw std::runtime_error("safetensors '" + source_ + "': malformed header JSON at byte " +
-                                 std::to_string(pos_) + ": " + what);
-    }
-    void skip_space() {
-        while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\n' ||
-                                       text_[pos_] == '\r' || text_[pos_] == '\t'))
-            ++pos_;
-    }
-    char peek() {
-        skip_space();
-        if (pos_ >= text_.size()) fail("unexpected end of the header");
-        return text_[pos_];
-    }
-    void expect(char c) {
-        if (peek() != c) fail(std::string("expected '") + c + "', found '" + text_[pos_] + "'");
-        ++pos_;
-    }
-
-    Json parse_value(int depth) {
-        if (depth > 8)
-            fail("nested too deeply");  // a header needs 3 levels; this bounds the recursion
-        const char c = peek();
-        if (c == '{' || c == '[') return parse_container(depth, c == '{');
-        Json value;
-        if (c == '"') {
-            value.kind = Json::Kind::string;
-            value.string = parse_string();
-        } else if (c >= '0' && c <= '9') {
-            value.integer = parse_integer();
-        } else {
-            fail(std::string("unexpected character '") + c +
-                 "' (expected an object, array, string or integer)");
-        }
-        return value;
-    }
-
-    Json parse_container(int depth, bool object) {
-        Json value;
-        value.kind = object ? Json::Kind::object : Json::Kind::array;
-        ++pos_;  // '{' or '['
-        const char close = object ? '}' : ']';
-        while (true) {
-            if (value.items.empty() && peek() == close) break;
-            if (object) {
-                if (peek() != '"') fail("expected a string key");
-                std::string key = parse_string();
-                if (std::find(value.keys.begin(), value.keys.end(), key) != value.keys.end()) {
-                    fail("duplicate key '" + key + "'");
-                }
-                value.keys.push_back(std::move(key));
-                expect(':');
-            }
-            value.items.push_back(parse_value(depth + 1));
-            if (peek() == close) break;
-            expect(',');
-        }
-        ++pos_;  // '}' or ']'
-        return value;
-    }
-
-    std::uint64_t parse_integer() {
-        const std::size_t start = pos_;
-        std::uint64_t v = 0;
-        while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') {
-            const auto digit = static_cast<std::uint64_t>(text_[pos_] - '0');
-            if (v > (UINT64_MAX - digit) / 10) fail("integer too large");
-            v = v * 10 + digit;
-            ++pos_;
-        }
-        if (text_[start] == '0' && pos_ - start > 1) fail("leading zero in an integer");
-        if (pos_ < text_.size() &&
-            (text_[pos_] == '.' || text_[pos_] == 'e' || text_[pos_] == 'E')) {
-            fail("only integers are expected in a safetensors header");
-        }
-        return v;
-    }
-
-    std::string parse_string() {
-        ++pos_;  // opening quote
-        std::string s;
-        while (true) {
-            if (pos_ >= text_.size()) fail("unterminated string");
-            const char c = text_[pos_++];
-            if (c == '"') return s;
-            if (static_cast<unsigned char>(c) < 0x20) fail("control character in a string");
-            if (c != '\\') {
-                s += c;
-                continue;
-            }
-            if (pos_ >= text_.size()) fail("unterminated escape");
-            const char e = text_[pos_++];
-            // A backslash and one of  " \ / b f n r t  stands for one character; 'u' starts 4 hex
-            // digits.
-            constexpr std::string_view from = "\"\\/bfnrt", to = "\"\\/\b\f\n\r\t";
-            if (e == 'u') {
-                nanogpt::detail::encode_utf8(static_cast<char32_t>(parse_code_point()), s);
-            } else if (const std::size_t k = from.find(e); k != std::string_view::npos) {
-                s += to[k];
-            } else {
-                fail(std::string("invalid escape '\\") + e + "'");
-            }
-        }
-    }
-
-    unsigned parse_hex4() {
-        if (text_.size() - pos_ < 4) fail("truncated \\u escape");
-        unsigned v = 0;
-        for (int i = 0; i < 4; ++i) {
-            const char h = text_[pos_++];
-            const char lower = h >= 'A' && h <= 'F' ? static_cast<char>(h - 'A' + 'a') : h;
-            const std::size_t d = std::string_view("0123456789abcdef").find(lower);
-            if (d == std::string_view::npos) fail("invalid hex digit in a \\u escape");
-            v = v * 16 + static_cast<unsigned>(d);
-        }
-        return v;
-    }
-    // The hex digits of a 'u' escape are a UTF-16 unit: a surrogate pair (two escapes, D800-DBFF
-    // then DC00-DFFF) stands for one code point above U+FFFF.
-    unsigned parse_code_point() {
-        const unsigned hi = parse_hex4();
-        if (hi >= 0xDC00 && hi <= 0xDFFF) fail("unpaired low surrogate");
-        if (hi < 0xD800 || hi > 0xDBFF) return hi;
-        if (text_.substr(pos_, 2) != "\\u") fail("unpaired high surrogate");
-        pos_ += 2;
-        const unsigned lo = parse_hex4();
-        if (lo < 0xDC00 || lo > 0xDFFF) fail("invalid low surrogate");
-        return 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-    }
-
-    std::string_view text_;
-    std::string source_;
-    std::size_t pos_ = 0;
-};
-
-/// A string as a JSON literal, quotes included.
-inline std::string json_quote(const std::string& s) {
-    std::string out = "\"";
-    for (const char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            const char* hex = "0123456789abcdef";
-            out += "\\u00";
-            out += hex[(c >> 4) & 0xF];
-            out += hex[c & 0xF];
-        } else {
-            out += c;
-        }
-    }
-    return out + "\"";
-}
 
 // ---- dtypes: sizes of every safetensors dtype, and the conversions to float ----
 
@@ -283,9 +102,8 @@ public:
     const std::vector<SafetensorsTensor>& tensors() const { return tensors_; }
     /// The tensor called `name`, or nullptr.
     const SafetensorsTensor* find(const std::string& name) const {
-        for (const auto& t : tensors_)
-            if (t.name == name) return &t;
-        return nullptr;
+        const auto it = index_.find(name);
+        return it == index_.end() ? nullptr : &tensors_[it->second];
     }
     /// The "__metadata__" entries, in file order.
     const std::vector<std::pair<std::string, std::string>>& metadata() const { return metadata_; }
@@ -344,6 +162,7 @@ public:
             for (int b = 0; b < 4; ++b)
                 data_[begin + 4 * i + b] = static_cast<unsigned char>(bits >> (8 * b));
         }
+        index_.emplace(name, tensors_.size());
         tensors_.push_back(SafetensorsTensor{name, "F32", shape, begin, data_.size()});
     }
     void set_metadata(const std::string& key, const std::string& value) {
@@ -387,7 +206,7 @@ public:
         for (int b = 0; b < 8; ++b)
             length[b] = static_cast<unsigned char>(std::uint64_t(header.size()) >> (8 * b));
 
-        detail::write_file_atomically(
+        write_file_atomically(
             path,
             {{length, sizeof length}, {header.data(), header.size()}, {data_.data(), data_.size()}},
             "safetensors");
@@ -403,6 +222,8 @@ private:
         f.source_ = path;
         std::ifstream in(path, std::ios::binary | std::ios::ate);
         if (!in) f.fail("cannot open the file");
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(path, ec)) f.fail("not a regular file");
         const auto file_size = static_cast<std::uint64_t>(in.tellg());
         in.seekg(0);
         if (file_size < 8)
@@ -432,12 +253,14 @@ private:
     }
 
     void parse_header(std::string_view text, std::uint64_t data_size) {
-        const detail::Json root = detail::JsonParser(text, source_).parse_document();
+        const detail::Json root =
+            detail::JsonParser(text, "safetensors '" + source_ + "' header").parse_document();
         if (root.kind != detail::Json::Kind::object) fail("the header is not a JSON object");
         for (std::size_t i = 0; i < root.keys.size(); ++i) {
             if (root.keys[i] == "__metadata__") {
                 parse_metadata(root.items[i]);
             } else {
+                index_.emplace(root.keys[i], tensors_.size());  // keys are unique (JsonParser)
                 tensors_.push_back(parse_tensor(root.keys[i], root.items[i]));
             }
         }
@@ -534,224 +357,11 @@ private:
     }
 
     std::vector<SafetensorsTensor> tensors_;
+    std::unordered_map<std::string, std::size_t> index_;  // name -> position in tensors_
     std::vector<std::pair<std::string, std::string>> metadata_;
     std::vector<unsigned char> data_;  // the data section
     bool has_data_ = true;
     std::string source_ = "(in memory)";
 };
-
-// ---- GPT-2 weights ----
-
-namespace detail {
-
-[[noreturn]] inline void gpt2_fail(const std::string& path, const std::string& what) {
-    throw std::runtime_error("safetensors '" + path + "': " + what);
-}
-
-/// Block matrices (c_attn, c_proj, c_fc) are Conv1D in GPT-2 files: stored [in, out].
-inline bool gpt2_is_conv1d(const ParameterInfo& info) {
-    return info.name.rfind("h.", 0) == 0 && info.shape.ndim() == 2;
-}
-
-/// The shape a parameter has in a GPT-2 file.
-inline std::vector<std::int64_t> gpt2_file_shape(const ParameterInfo& info) {
-    if (gpt2_is_conv1d(info)) return {info.shape[1], info.shape[0]};
-    std::vector<std::int64_t> s;
-    for (int i = 0; i < info.shape.ndim(); ++i) s.push_back(info.shape[i]);
-    return s;
-}
-
-/// The layer index i of a name "h.{i}.rest", or -1 (with `rest` set to what follows "h.{i}.").
-inline std::int64_t gpt2_layer_of(const std::string& name, std::string* rest = nullptr) {
-    if (name.rfind("h.", 0) != 0) return -1;
-    std::size_t p = 2;
-    std::int64_t i = 0;
-    while (p < name.size() && name[p] >= '0' && name[p] <= '9' && p < 10)
-        i = i * 10 + (name[p++] - '0');
-    if (p == 2 || p >= name.size() || name[p] != '.' || (name[2] == '0' && p > 3)) return -1;
-    if (rest != nullptr) *rest = name.substr(p + 1);
-    return i;
-}
-
-/// Hugging Face files may carry the attention's causal-mask constants; they are not parameters.
-inline bool gpt2_is_mask_buffer(const std::string& name) {
-    std::string rest;
-    return gpt2_layer_of(name, &rest) >= 0 && (rest == "attn.bias" || rest == "attn.masked_bias");
-}
-
-/// __metadata__ "n_head" as a number, or 0 when absent (our files store it; Hugging Face's do not).
-inline std::int64_t gpt2_metadata_n_head(const SafetensorsFile& file, const std::string& path) {
-    const std::string* text = file.metadata("n_head");
-    if (text == nullptr) return 0;
-    const bool digits = !text->empty() && text->size() <= 9 &&
-                        text->find_first_not_of("0123456789") == std::string::npos &&
-                        (*text)[0] != '0';
-    if (!digits) gpt2_fail(path, "__metadata__ n_head '" + *text + "' is not a positive count");
-    return std::stoll(*text);
-}
-
-/// The file's tensors by name, without the "transformer." prefix that some exports add.
-inline std::map<std::string, const SafetensorsTensor*> gpt2_index(const SafetensorsFile& file,
-                                                                  const std::string& path) {
-    std::map<std::string, const SafetensorsTensor*> index;
-    for (const auto& t : file.tensors()) {
-        const std::string name = t.name.rfind("transformer.", 0) == 0 ? t.name.substr(12) : t.name;
-        if (!index.emplace(name, &t).second) {
-            throw std::runtime_error("safetensors '" + path + "': tensor '" + name +
-                                     "' appears both with and without the 'transformer.' prefix");
-        }
-    }
-    return index;
-}
-
-}  // namespace detail
-
-/// The configuration of the GPT-2 stored in a safetensors file. n_layer counts the h.{i} blocks,
-/// vocab_size and n_embd come from wte's shape, block_size from wpe's, bias from ln_f.bias.
-/// n_head is not in the weights: it is read from __metadata__ "n_head" when present (our files
-/// store it), otherwise GPT-2's rule of 64-dimensional heads applies, n_head = n_embd / 64
-/// (gpt2 12, -medium 16, -large 20, -xl 25 heads). dropout is 0.
-inline GPTConfig gpt2_config_from_safetensors(const std::string& path) {
-    const SafetensorsFile file = SafetensorsFile::read_header(path);
-    const auto index = detail::gpt2_index(file, path);
-    auto matrix = [&](const std::string& name) {
-        const auto it = index.find(name);
-        if (it == index.end()) detail::gpt2_fail(path, "missing tensor '" + name + "'");
-        if (it->second->shape.size() != 2) {
-            detail::gpt2_fail(path, "tensor '" + name + "' has shape " +
-                                        shape_string(it->second->shape) +
-                                        ", expected 2 dimensions");
-        }
-        return it->second->shape;
-    };
-    const auto wte = matrix("wte.weight"), wpe = matrix("wpe.weight");
-    if (wte[1] != wpe[1]) {
-        detail::gpt2_fail(path, "wte.weight " + shape_string(wte) + " and wpe.weight " +
-                                    shape_string(wpe) + " disagree on n_embd");
-    }
-    std::vector<bool> layers;  // layers[i]: some tensor is named h.{i}.*
-    for (const auto& [name, t] : index) {
-        const std::int64_t i = detail::gpt2_layer_of(name);
-        if (i < 0) continue;
-        if (i >= 100000) detail::gpt2_fail(path, "implausible layer index in '" + name + "'");
-        if (static_cast<std::size_t>(i) >= layers.size())
-            layers.resize(static_cast<std::size_t>(i) + 1);
-        layers[static_cast<std::size_t>(i)] = true;
-    }
-    for (std::size_t i = 0; i < layers.size(); ++i) {
-        if (!layers[i]) {
-            detail::gpt2_fail(path, "no tensors for layer h." + std::to_string(i) +
-                                        " (layers must be numbered 0..n-1)");
-        }
-    }
-    GPTConfig c{wpe[0],
-                wte[0],
-                static_cast<std::int64_t>(layers.size()),
-                0,
-                wte[1],
-                0.0,
-                index.count("ln_f.bias") > 0};
-    c.n_head = detail::gpt2_metadata_n_head(file, path);
-    if (c.n_head == 0 && c.n_embd % 64 != 0) {
-        detail::gpt2_fail(
-            path, "cannot infer n_head: n_embd = " + std::to_string(c.n_embd) +
-                      " is not a multiple of GPT-2's head size 64, and __metadata__ has no n_head");
-    }
-    if (c.n_head == 0) c.n_head = c.n_embd / 64;
-    try {
-        c.validate();
-    } catch (const std::invalid_argument& e) {
-        detail::gpt2_fail(path, std::string("inferred an invalid configuration: ") + e.what());
-    }
-    return c;
-}
-
-/// Loads GPT-2 weights (Hugging Face names and layout) into `model`, whose configuration must
-/// match the file. Every parameter must be present with its shape; lm_head.weight (equal to wte,
-/// since the head is tied) and the attention mask buffers are ignored; any other extra tensor is an
-/// error. Nothing is copied unless the whole file checks out.
-template <class T>
-void load_gpt2_safetensors(GPT<T>& model, const std::string& path) {
-    const SafetensorsFile file = SafetensorsFile::read(path);
-    const auto index = detail::gpt2_index(file, path);
-    Parameters<T>& params = model.parameters();
-    const std::int64_t n_head = detail::gpt2_metadata_n_head(file, path);
-    if (n_head != 0 && n_head != model.config().n_head) {
-        detail::gpt2_fail(
-            path, "__metadata__ n_head = " + std::to_string(n_head) +
-                      " but the model has n_head = " + std::to_string(model.config().n_head));
-    }
-    std::map<std::string, const SafetensorsTensor*> found;
-    for (const ParameterInfo& info : params.infos()) {
-        const auto it = index.find(info.name);
-        const auto expected = detail::gpt2_file_shape(info);
-        if (it == index.end()) {
-            detail::gpt2_fail(path, "missing tensor '" + info.name + "' (expected shape " +
-                                        shape_string(expected) + ")");
-        }
-        if (it->second->shape != expected) {
-            detail::gpt2_fail(path, "tensor '" + info.name + "' has shape " +
-                                        shape_string(it->second->shape) + ", expected " +
-                                        shape_string(expected));
-        }
-        const std::string& dtype = it->second->dtype;
-        if (dtype != "F32" && dtype != "F16" && dtype != "BF16") {
-            detail::gpt2_fail(path, "tensor '" + info.name + "' has dtype " + dtype +
-                                        ", expected F32 (or F16, BF16)");
-        }
-        found[info.name] = it->second;
-    }
-    for (const auto& [name, t] : index) {
-        if (found.count(name) || detail::gpt2_is_mask_buffer(name)) continue;
-        if (name != "lm_head.weight") {
-            detail::gpt2_fail(path,
-                              "unexpected tensor '" + name + "' (not a parameter of this model)");
-        }
-        if (t->shape != found["wte.weight"]->shape ||
-            file.to_float(*t) != file.to_float(*found["wte.weight"])) {
-            detail::gpt2_fail(
-                path,
-                "lm_head.weight differs from wte.weight, but this model ties its head to wte");
-        }
-    }
-    for (const ParameterInfo& info : params.infos()) {
-        const std::vector<float> v = file.to_float(*found[info.name]);
-        T* dst = params.data() + info.offset;
-        if (detail::gpt2_is_conv1d(info)) {  // file [in, out] -> ours [out, in]
-            const std::int64_t out = info.shape[0], in = info.shape[1];
-            for (std::int64_t o = 0; o < out; ++o)
-                for (std::int64_t i = 0; i < in; ++i)
-                    dst[o * in + i] = static_cast<T>(v[i * out + o]);
-        } else {
-            for (std::size_t k = 0; k < v.size(); ++k) dst[k] = static_cast<T>(v[k]);
-        }
-    }
-}
-
-/// Saves `model` as openai-community/gpt2's model.safetensors does: Hugging Face names without a
-/// prefix, Conv1D weights [in, out], F32, no lm_head (tied); __metadata__ {"format": "pt",
-/// "n_head": "..."}. Written atomically.
-template <class T>
-void save_gpt2_safetensors(const GPT<T>& model, const std::string& path) {
-    SafetensorsFile file;
-    file.set_metadata("format", "pt");
-    file.set_metadata("n_head", std::to_string(model.config().n_head));
-    const Parameters<T>& params = model.parameters();
-    std::vector<float> v;
-    for (const ParameterInfo& info : params.infos()) {
-        const T* src = params.data() + info.offset;
-        v.resize(static_cast<std::size_t>(info.shape.numel()));
-        if (detail::gpt2_is_conv1d(info)) {  // ours [out, in] -> file [in, out]
-            const std::int64_t out = info.shape[0], in = info.shape[1];
-            for (std::int64_t o = 0; o < out; ++o)
-                for (std::int64_t i = 0; i < in; ++i)
-                    v[i * out + o] = static_cast<float>(src[o * in + i]);
-        } else {
-            for (std::size_t k = 0; k < v.size(); ++k) v[k] = static_cast<float>(src[k]);
-        }
-        file.add(info.name, detail::gpt2_file_shape(info), v.data());
-    }
-    file.write(path);
-}
 
 }  // namespace nanogpt

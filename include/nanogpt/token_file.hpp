@@ -32,7 +32,8 @@
 #include <utility>      // std::exchange, std::move
 #include <vector>       // std::vector
 
-#include <nanogpt/detail/atomic_file.hpp>
+#include <nanogpt/file_io.hpp>
+#include <nanogpt/key_value.hpp>
 #include <nanogpt/tokenizer.hpp>
 
 #if __has_include(<sys/mman.h>) && __has_include(<sys/stat.h>) && __has_include(<fcntl.h>) && \
@@ -63,7 +64,7 @@ inline void write_token_file(const std::string& path, std::span<const std::int32
         bytes[2 * i] = static_cast<unsigned char>(ids[i] & 0xFF);
         bytes[2 * i + 1] = static_cast<unsigned char>(ids[i] >> 8);
     }
-    detail::write_file_atomically(path, {{bytes.data(), bytes.size()}}, "token file");
+    write_file_atomically(path, {{bytes.data(), bytes.size()}}, "token file");
 }
 
 /// A read-only uint16 token file, memory-mapped when the platform can; move-only.
@@ -129,10 +130,11 @@ public:
 
     /// std::invalid_argument naming the file when it cannot fill one window of block_size + 1.
     void check_length(std::int64_t block_size) const {
-        if (size() < block_size + 1) {
+        if (size() <= block_size) {  // not size() < block_size + 1, which can overflow
             throw std::invalid_argument(
                 "token file '" + path_ + "' has " + std::to_string(size()) +
-                " tokens, needs at least block_size + 1 = " + std::to_string(block_size + 1));
+                " tokens, needs at least block_size + 1 = " +
+                std::to_string(static_cast<std::uint64_t>(block_size) + 1));
         }
     }
 
@@ -228,38 +230,6 @@ struct DatasetMeta {
     }
 };
 
-namespace detail {
-
-inline std::string trim(std::string_view s) {
-    const auto begin = s.find_first_not_of(" \t\r");
-    if (begin == std::string_view::npos) return "";
-    return std::string(s.substr(begin, s.find_last_not_of(" \t\r") - begin + 1));
-}
-
-/// A "key = value" line without its comment ('#' at the start or after a space); false if blank.
-inline bool split_key_value(const std::string& line, std::string& key, std::string& value,
-                            std::string& error) {
-    std::string text = line;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t')) {
-            text.resize(i);
-            break;
-        }
-    }
-    if (trim(text).empty()) return false;
-    const auto eq = text.find('=');
-    if (eq == std::string::npos) {
-        error = "expected 'key = value', got '" + trim(text) + "'";
-        return true;
-    }
-    key = trim(std::string_view(text).substr(0, eq));
-    value = trim(std::string_view(text).substr(eq + 1));
-    if (key.empty()) error = "missing key before '='";
-    return true;
-}
-
-}  // namespace detail
-
 /// Writes meta.txt (see the top of this file) atomically.
 inline void write_dataset_meta(const std::string& path, const DatasetMeta& meta) {
     std::string text =
@@ -277,7 +247,7 @@ inline void write_dataset_meta(const std::string& path, const DatasetMeta& meta)
         text +=
             "symbol = " + detail::code_point_name(cp) + "  # " + detail::quote_character(cp) + "\n";
     }
-    detail::write_file_atomically(path, {{text.data(), text.size()}}, "meta file");
+    write_file_atomically(path, {{text.data(), text.size()}}, "meta file");
 }
 
 /// Reads meta.txt; std::runtime_error naming file:line for anything malformed or unknown.
@@ -292,7 +262,7 @@ inline DatasetMeta read_dataset_meta(const std::string& path) {
         auto fail = [&](const std::string& what) {
             throw std::runtime_error(path + ":" + std::to_string(number) + ": " + what);
         };
-        if (!detail::split_key_value(line, key, value, error)) continue;
+        if (!split_key_value(line, key, value, error)) continue;
         if (!error.empty()) fail(error);
         if (key == "format") {
             if (value != "1")
@@ -310,6 +280,8 @@ inline DatasetMeta read_dataset_meta(const std::string& path) {
             } catch (const std::exception&) {
                 fail("vocab_size '" + value + "' is not a positive integer");
             }
+            if (meta.vocab_size > 65536)  // the .bin files hold uint16 ids
+                fail("vocab_size " + value + " exceeds 65536, the most uint16 token ids can name");
             has_size = true;
         } else if (key == "symbol") {
             std::uint32_t cp = 0;

@@ -151,7 +151,7 @@ elseif(MODE STREQUAL "errors")
         CONTAINS "needs at least block_size + 1 = 5001")
     run_program(COMMAND "${TRAIN}" ${tiny} --data_dir=missing EXPECT fail CONTAINS "run prepare first")
     run_program(COMMAND "${PREPARE}" --input=input.txt --out_dir=x --tokenizer=gpt2 --encoder=none.json
-        --merges=none.bpe EXPECT fail CONTAINS "cannot open 'none.json'")
+        --merges=none.bpe EXPECT fail CONTAINS "'none.json': cannot open file")
     run_program(COMMAND "${PREPARE}" --input=input.txt --out_dir=x --encoder=none.json EXPECT fail
         CONTAINS "--encoder and --merges are for --tokenizer=gpt2")
     run_program(COMMAND "${PREPARE}" --input=input.txt --out_dir=x --tokenizer=bytes EXPECT fail
@@ -159,6 +159,20 @@ elseif(MODE STREQUAL "errors")
     # A learning rate this large overflows the weights: the run must stop, name the step, fail.
     run_program(COMMAND "${TRAIN}" ${tiny} --out_dir=nan --learning_rate=1e30 --warmup_iters=0 --grad_clip=0
         EXPECT fail CONTAINS "diverged at step")
+    # The divergence rule (docs/formats.md): a checkpoint replaces the previous one only once the
+    # step after it produced a finite loss and gradient norm. Resumed with that learning rate and
+    # an evaluation (always_save_checkpoint) every step, the first update makes the weights huge
+    # but finite, the next evaluation saves them, and only the step after it diverges: ckpt.bin
+    # must still be the good checkpoint.
+    run_program(COMMAND "${TRAIN}" ${tiny} --out_dir=guard --max_iters=8)
+    file(COPY_FILE "${WORK_DIR}/guard/ckpt.bin" "${WORK_DIR}/good.bin")
+    run_program(COMMAND "${TRAIN}" ${tiny} --out_dir=guard --init_from=resume --eval_interval=1
+        --learning_rate=1e30 --warmup_iters=0 --grad_clip=0 EXPECT fail CONTAINS "diverged at step 9")
+    execute_process(COMMAND "${CMAKE_COMMAND}" -E compare_files guard/ckpt.bin good.bin
+        WORKING_DIRECTORY "${WORK_DIR}" RESULT_VARIABLE replaced)
+    if(replaced)
+        fail("guard/ckpt.bin was replaced by the checkpoint of a diverging run")
+    endif()
 
 elseif(MODE STREQUAL "sample")
     prepare_data()
