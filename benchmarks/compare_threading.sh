@@ -3,7 +3,8 @@
 #   threading  build/bench_train (OpenMP) against build-noomp/bench_train (the std::thread pool,
 #              configured with -DNANOGPT_USE_OPENMP=OFF), same workload and thread count;
 #   scaling    build/bench_train on 1 thread against 2 threads.
-# Alternating (A B A B ...) spreads a noisy machine's slow moments over both sides.
+# Alternating (A B A B ...) spreads a noisy machine's slow moments over both sides. OPENMP_BENCH
+# and POOL_BENCH override the two programs' paths; ITERS the timed iterations per run (10).
 # Usage: benchmarks/compare_threading.sh threading|scaling [workload] [rounds] [threads]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,11 +14,13 @@ rounds=${3:-5}
 threads=${4:-2}
 iters=${ITERS:-10}
 
+openmp_bench=${OPENMP_BENCH:-./build/bench_train}
+pool_bench=${POOL_BENCH:-./build-noomp/bench_train}
 case "${mode}" in
-    threading) a_name=openmp; a_cmd=(./build/bench_train --threads "${threads}")
-               b_name=pool;   b_cmd=(./build-noomp/bench_train --threads "${threads}") ;;
-    scaling)   a_name=1thread; a_cmd=(./build/bench_train --threads 1)
-               b_name=2threads; b_cmd=(./build/bench_train --threads 2) ;;
+    threading) a_name=openmp; a_cmd=("${openmp_bench}" --threads "${threads}")
+               b_name=pool;   b_cmd=("${pool_bench}" --threads "${threads}") ;;
+    scaling)   a_name=1thread; a_cmd=("${openmp_bench}" --threads 1)
+               b_name=2threads; b_cmd=("${openmp_bench}" --threads 2) ;;
     *) echo "unknown mode ${mode}" >&2; exit 2 ;;
 esac
 
