@@ -123,6 +123,20 @@ int main(int argc, char** argv) {
         std::printf("encode, cold word cache: %8.2f MB/s  (%.1f ms)\n", mb / cold, cold * 1e3);
         std::printf("encode, warm word cache: %8.2f MB/s  (%.1f ms)\n", mb / warm, warm * 1e3);
         std::printf("decode:                  %8.2f MB/s  (%.1f ms)\n", mb / dec, dec * 1e3);
+        // One word of n random lowercase letters (fixed seed) is one pre-token, so this times the
+        // merge loop alone: it should grow about linearly in n (it was quadratic before the heap).
+        std::uint64_t state = 42;
+        for (const std::size_t n : {5000u, 10000u, 20000u, 40000u, 1000000u}) {
+            std::string word(n, 'a');
+            for (char& c : word) {
+                state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+                c = static_cast<char>('a' + (state >> 33) % 26);
+            }
+            const int word_runs = n > 100000 ? 1 : runs;
+            const double t = median_seconds(
+                word_runs, [&] { tok.clear_cache(); }, [&] { (void)tok.encode(word); });
+            std::printf("one word of %7zu letters: %9.2f ms\n", n, t * 1e3);
+        }
     } catch (const std::exception& e) {
         std::printf("bench_tokenizer: %s\n", e.what());
         return 1;

@@ -129,6 +129,7 @@ int run(const Options& o) {
     bool saved = false;
     const double tokens_per_iter = static_cast<double>(o.batch_size * config.block_size);
     const auto start = std::chrono::steady_clock::now();
+    nanogpt::PendingCheckpoint pending;
     for (std::int64_t iter = 0; iter <= o.max_iters; ++iter) {
         if (iter % o.eval_interval == 0 || iter == o.max_iters) {
             nanogpt::Random eval_rng(
@@ -143,9 +144,10 @@ int run(const Options& o) {
                 state.best_val_loss = std::min(state.best_val_loss, val_loss);
                 state.iter = iter;
                 state.data_rng = data_rng.state();
-                nanogpt::save_checkpoint(ckpt_path, model, &optimizer, tokenizer.symbols(), state);
+                // Written only once the next step has shown the weights are sound (the
+                // divergence rule, docs/formats.md).
+                pending.stage(ckpt_path, model, &optimizer, tokenizer.symbols(), state);
                 saved = true;
-                std::printf("saved checkpoint to %s\n", ckpt_path.c_str());
             }
         }
         if (iter == o.max_iters) break;
@@ -166,7 +168,14 @@ int run(const Options& o) {
         loss.backward();
         // Clipping folded into the update: same numbers as clip_grad_norm, one pass fewer.
         const double norm = nanogpt::grad_norm(model.parameters());
-        optimizer.step(lr, nanogpt::clip_scale(norm, o.grad_clip));
+        if (!std::isfinite(norm) || !optimizer.step(lr, nanogpt::clip_scale(norm, o.grad_clip))) {
+            std::fprintf(stderr,
+                         "error: the gradient norm or an updated weight is not finite at step "
+                         "%lld; stopping (last good checkpoint kept at %s)\n",
+                         static_cast<long long>(iter), ckpt_path.c_str());
+            return 1;
+        }
+        if (pending.commit()) std::printf("saved checkpoint to %s\n", ckpt_path.c_str());
         const double ms =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                 .count();
@@ -176,6 +185,27 @@ int run(const Options& o) {
                         tokens_per_iter / (ms / 1000.0));
             std::fflush(stdout);
         }
+    }
+    if (pending.pending()) {  // the last evaluation's: one forward and backward pass stands in
+        nanogpt::Random probe_rng = data_rng;  // for the step that would follow it
+        const nanogpt::Batch batch =
+            nanogpt::get_batch(split.train, o.batch_size, config.block_size, probe_rng);
+        model.zero_grad();
+        auto [logits, loss] = model.forward(batch.x, batch.y);
+        bool finite = std::isfinite(loss.item());
+        if (finite) {
+            loss.backward();
+            finite = std::isfinite(nanogpt::grad_norm(model.parameters()));
+        }
+        if (!finite) {
+            std::fprintf(stderr,
+                         "error: the final weights give a non-finite loss or gradient; not saved "
+                         "(last good checkpoint kept at %s)\n",
+                         ckpt_path.c_str());
+            return 1;
+        }
+        pending.commit();
+        std::printf("saved checkpoint to %s\n", ckpt_path.c_str());
     }
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -18,6 +18,8 @@
 // BEFORE allocating anything for it, and the configuration against the limits in config.hpp; a
 // truncated, corrupt or mismatched file throws std::runtime_error naming the file. The hash detects
 // accidents, not attacks: anyone can recompute it, so the checks never rely on it.
+// PendingCheckpoint holds a checkpoint until the training step after it has proved the weights
+// sound (the divergence rule, docs/formats.md).
 // Builds on model.hpp and optim.hpp; read next: examples/train_shakespeare_char.cpp.
 #pragma once
 

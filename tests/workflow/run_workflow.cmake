@@ -159,6 +159,23 @@ elseif(MODE STREQUAL "errors")
     # A learning rate this large overflows the weights: the run must stop, name the step, fail.
     run_program(COMMAND "${TRAIN}" ${tiny} --out_dir=nan --learning_rate=1e30 --warmup_iters=0 --grad_clip=0
         EXPECT fail CONTAINS "diverged at step")
+    # Sizes from flags and files are overflow-checked and bounded (issue 11, item 5): a clear
+    # std::invalid_argument / std::runtime_error naming the field or file, never bad_alloc.
+    run_program(COMMAND "${TRAIN}" ${tiny} --block_size=9223372036854775807 EXPECT fail
+        CONTAINS "num_parameters (block_size x n_embd) = 9223372036854775807 x 16")
+    run_program(COMMAND "${TRAIN}" ${tiny} --n_embd=4294967296 --n_head=1 EXPECT fail
+        CONTAINS "num_parameters (n_embd^2) = 4294967296 x 4294967296")
+    run_program(COMMAND "${TRAIN}" ${tiny} --batch_size=1000000000000 EXPECT fail
+        CONTAINS "batch_size = 1000000000000: activation elements")
+    file(MAKE_DIRECTORY "${WORK_DIR}/a_directory")
+    run_program(COMMAND "${SAMPLE}" --checkpoint=a_directory EXPECT fail
+        CONTAINS "checkpoint 'a_directory': not a regular file")
+    file(COPY "${WORK_DIR}/data/" DESTINATION "${WORK_DIR}/huge_vocab")
+    file(READ "${WORK_DIR}/huge_vocab/meta.txt" meta)
+    string(REGEX REPLACE "vocab_size = [0-9]+" "vocab_size = 2000000000" meta "${meta}")
+    file(WRITE "${WORK_DIR}/huge_vocab/meta.txt" "${meta}")
+    run_program(COMMAND "${TRAIN}" ${tiny} --data_dir=huge_vocab EXPECT fail
+        CONTAINS "vocab_size 2000000000 exceeds 65536")
     # The divergence rule (docs/formats.md): a checkpoint replaces the previous one only once the
     # step after it produced a finite loss and gradient norm. Resumed with that learning rate and
     # an evaluation (always_save_checkpoint) every step, the first update makes the weights huge
