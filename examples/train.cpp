@@ -98,6 +98,7 @@ public:
         data_rng_.reseed(s_.seed ^
                          0x5eedda7aULL);  // batches: a stream apart from the weights' seed
         if (s_.init_from == "resume") resume();
+        model_.set_fused_attention(s_.fused_attention);
     }
 
     int run();

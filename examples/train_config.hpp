@@ -1,5 +1,5 @@
 // train_config.hpp — the training program's configuration: ONE table of keys (name, type,
-// nanoGPT's default, help) from which --help, out_dir/config.txt and the README's table are all
+// nanoGPT's default, help) from which --help, out_dir/config.txt and docs/training.md's table are all
 // produced; named presets that override some keys; plain-text config files of `key = value`
 // lines ('#' comments); and type checks whose errors name the key and where it was set.
 // Not part of the library; used by examples/train.cpp.
@@ -50,6 +50,7 @@ inline const ConfigKey kTrainKeys[] = {
     {"n_embd", KeyType::integer, "768", "channels (embedding width)"},
     {"dropout", KeyType::real, "0.0", "dropout probability while training"},
     {"bias", KeyType::boolean, "false", "biases in Linear and LayerNorm layers"},
+    {"fused_attention", KeyType::boolean, "true", "attention by the fused kernel; false: op by op, as nanoGPT (slower; same losses; not saved in ckpt.bin)"},
     // optimizer
     {"learning_rate", KeyType::real, "6e-4", "peak learning rate"},
     {"max_iters", KeyType::integer, "600000", "optimizer steps in total"},
@@ -205,7 +206,7 @@ public:
         return s;
     }
 
-    /// The README's table of keys (the README embeds exactly this text; a test checks it).
+    /// The table of keys in docs/training.md (which embeds exactly this text; a test checks it).
     static std::string markdown_table() {
         std::string s = "| key | default | meaning |\n|---|---|---|\n";
         for (const ConfigKey& k : kTrainKeys) {

@@ -113,6 +113,7 @@ struct Settings {
     std::string out_dir, data_dir, init_from, weights;
     std::int64_t eval_interval, log_interval, eval_iters, grad_accum, batch_size, max_iters;
     bool eval_only, always_save;
+    bool fused_attention;  // a run-time choice, not part of the model or its checkpoint
     nanogpt::GPTConfig model;
     nanogpt::AdamWConfig adamw;
     nanogpt::LRSchedule schedule;
@@ -162,6 +163,7 @@ inline Settings read_settings(const TrainConfig& c) {
     s.model.n_embd = c.integer("n_embd");
     s.model.dropout = c.real("dropout");
     s.model.bias = c.boolean("bias");
+    s.fused_attention = c.boolean("fused_attention");
     s.adamw.beta1 = c.real("beta1");
     s.adamw.beta2 = c.real("beta2");
     s.adamw.weight_decay = c.real("weight_decay");

@@ -22,7 +22,7 @@
 #include <nanogpt/ops/matmul.hpp>       // matmul (batched, transposed forms), linear
 #include <nanogpt/ops/shape.hpp>        // transpose, slice_last (split and merge heads)
 #include <nanogpt/ops/norm.hpp>         // layernorm
-#include <nanogpt/ops/attention.hpp>    // softmax (optionally causal), fused causal_self_attention
+#include <nanogpt/ops/attention.hpp>    // softmax; attention composed from ops, and fused
 #include <nanogpt/ops/embedding.hpp>    // embedding lookup with scatter-add backward
 #include <nanogpt/ops/loss.hpp>         // cross_entropy fused with softmax, ignore index -1
 #include <nanogpt/parameters.hpp>       // Parameters: one buffer for weights, one for gradients
@@ -31,6 +31,7 @@
 #include <nanogpt/sampling.hpp>   // temperature, top-k, top-p sampling of one logits row
 #include <nanogpt/kv_cache.hpp>   // KVCache: generation that reuses cached keys and values
 #include <nanogpt/model.hpp>      // GPT: forward, generate
+#include <nanogpt/tape_print.hpp>  // print_tape, write_dot: what a forward recorded, as text or DOT
 #include <nanogpt/optim.hpp>      // AdamW, clip_grad_norm, LRSchedule
 #include <nanogpt/tokenizer.hpp>  // CharTokenizer: characters <-> ids
 #include <nanogpt/bpe_tokenizer.hpp>  // GPT2Tokenizer: GPT-2's byte-level BPE (encoder.json + vocab.bpe)

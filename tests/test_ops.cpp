@@ -2,7 +2,8 @@
 // computation on a small case, a double-precision finite-difference check of every input that
 // takes a gradient (gradcheck.hpp), the error messages of bad arguments, and agreement between a
 // float run and a double run. The fused causal_self_attention is also checked against its
-// composed reference twin (slice, heads, matmul, scale, causal softmax, matmul, merge).
+// composed twin, composed_causal_self_attention (slice, heads, matmul, scale, causal softmax,
+// matmul, merge).
 #include <catch2/catch.hpp>
 
 #include <algorithm>  // std::max
@@ -75,25 +76,6 @@ std::vector<double> naive_matmul(const double* A, const double* B, std::int64_t 
                 C[static_cast<std::size_t>(i * N + j)] +=
                     (ta ? A[p * M + i] : A[i * K + p]) * (tb ? B[j * K + p] : B[p * N + j]);
     return C;
-}
-
-/// nanoGPT's attention written with separate ops: the reference twin of causal_self_attention.
-/// With p > 0 the attention weights go through the dropout op, whose element index equals the
-/// fused kernel's (b, h, t, t2) index, so the same seed drops the same weights.
-template <class T>
-Tensor<T> composed_attention(const Tensor<T>& qkv, std::int64_t nh, double p = 0.0,
-                             std::uint64_t seed = 0) {
-    const std::int64_t B = qkv.size(0), Tn = qkv.size(1), C = qkv.size(2) / 3, hs = C / nh;
-    auto heads = [&](std::int64_t part) {  // (B, nh, T, hs)
-        return nanogpt::transpose(
-            nanogpt::slice_last(qkv, part * C, C).reshape(Shape{B, Tn, nh, hs}), 1, 2);
-    };
-    const Tensor<T> q = heads(0), k = heads(1), v = heads(2);
-    const T s = T(1) / std::sqrt(static_cast<T>(hs));
-    Tensor<T> att = nanogpt::softmax(nanogpt::scale(nanogpt::matmul(q, k, false, true), s), true);
-    if (p > 0.0) att = nanogpt::dropout(att, p, seed);            // (B, nh, T, T)
-    const Tensor<T> y = nanogpt::matmul(att, v);                  // (B, nh, T, hs)
-    return nanogpt::transpose(y, 1, 2).reshape(Shape{B, Tn, C});  // (B, T, C)
 }
 
 /// Output of build(leaves) and the gradient of weighted_sum(output) w.r.t. every leaf, in
@@ -717,7 +699,7 @@ TEST_CASE("ops: causal_self_attention equals the composed reference", "[ops][att
                 });
             const auto composed =
                 run_in<double>(shapes, [&]<class T>(const std::vector<Tensor<T>>& x) {
-                    return composed_attention(x[0], nh);
+                    return nanogpt::composed_causal_self_attention(x[0], nh);
                 });
             const auto fused_f =
                 run_in<float>(shapes, [&]<class T>(const std::vector<Tensor<T>>& x) {
@@ -725,7 +707,7 @@ TEST_CASE("ops: causal_self_attention equals the composed reference", "[ops][att
                 });
             const auto composed_f =
                 run_in<float>(shapes, [&]<class T>(const std::vector<Tensor<T>>& x) {
-                    return composed_attention(x[0], nh);
+                    return nanogpt::composed_causal_self_attention(x[0], nh);
                 });
             for (std::size_t k = 0; k < 2; ++k) {  // 0: values, 1: gradient w.r.t. qkv
                 REQUIRE(fused[k].size() == composed[k].size());
@@ -743,7 +725,7 @@ TEST_CASE("ops: causal_self_attention equals the composed reference", "[ops][att
             return nanogpt::causal_self_attention(x[0], 2, 0.3, 1234);
         });
         const auto composed = run_in<double>(shapes, [&]<class T>(const std::vector<Tensor<T>>& x) {
-            return composed_attention(x[0], 2, 0.3, 1234);
+            return nanogpt::composed_causal_self_attention(x[0], 2, 0.3, 1234);
         });
         for (std::size_t k = 0; k < 2; ++k) {
             for (std::size_t i = 0; i < fused[k].size(); ++i) {
@@ -831,6 +813,30 @@ TEST_CASE("ops: causal_self_attention rejects bad arguments", "[ops][attention]"
     SECTION("dropout outside [0, 1)") {
         const auto x = leaf(Shape{1, 4, 12}, 1);
         CHECK_THROWS_WITH(nanogpt::causal_self_attention(x, 2, 1.0, 1), Contains("dropout"));
+    }
+}
+
+TEST_CASE("ops: composed_causal_self_attention gradient and arguments", "[ops][attention][double]") {
+    const auto qkv = leaf(Shape{2, 4, 12}, 112);
+    SECTION("two heads, with and without dropout") {
+        gradcheck(weighted([=] { return nanogpt::composed_causal_self_attention(qkv, 2); }),
+                  {qkv});
+        gradcheck(
+            weighted([=] { return nanogpt::composed_causal_self_attention(qkv, 2, 0.25, 79); }),
+            {qkv});
+    }
+    SECTION("records one node per step: split, heads, scores, softmax, weights x v, merge") {
+        Tape::current().begin_graph();
+        const auto y = nanogpt::composed_causal_self_attention(qkv, 2);
+        CHECK(y.shape() == Shape{2, 4, 4});
+        // 3 slices + 3 transposes, matmul, scale, softmax, matmul, transpose.
+        CHECK(Tape::current().num_nodes() == 11);
+    }
+    SECTION("bad arguments name the op and the values") {
+        CHECK_THROWS_WITH(nanogpt::composed_causal_self_attention(leaf(Shape{1, 4, 10}, 1), 2),
+                          Contains("composed_causal_self_attention") && Contains("[1, 4, 10]"));
+        CHECK_THROWS_WITH(nanogpt::composed_causal_self_attention(qkv, 3),
+                          Contains("C = 4") && Contains("n_head = 3"));
     }
 }
 

@@ -20,7 +20,7 @@
 // accidents, not attacks: anyone can recompute it, so the checks never rely on it.
 // PendingCheckpoint holds a checkpoint until the training step after it has proved the weights
 // sound (the divergence rule, docs/formats.md).
-// Builds on model.hpp and optim.hpp; read next: examples/train_shakespeare_char.cpp.
+// Builds on model.hpp and optim.hpp; read next: safetensors.hpp.
 #pragma once
 
 #include <algorithm>    // std::copy

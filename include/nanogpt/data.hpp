@@ -5,7 +5,7 @@
 //
 // get_batch() works over any contiguous sequence of integer token ids (std::span<const Int>), so a
 // memory-mapped uint16 token file (nanoGPT's train.bin) plugs in like an in-memory vector.
-// Builds on tensor.hpp and random.hpp; read next: checkpoint.hpp.
+// Builds on tensor.hpp and random.hpp; read next: file_io.hpp.
 #pragma once
 
 #include <cerrno>     // errno

@@ -7,7 +7,7 @@
 // Without the first fsync a power cut after the rename can leave an empty or partial <path>; without
 // the second the rename can be lost. Where POSIX calls are unavailable it falls back to stdio and
 // only the rename's atomicity holds. Used by checkpoints, safetensors, token files and the
-// examples' text outputs. Read next: checkpoint.hpp.
+// examples' text outputs. Read next: key_value.hpp.
 #pragma once
 
 #include <atomic>            // std::atomic (the sync counter the tests read)

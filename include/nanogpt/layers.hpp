@@ -1,7 +1,7 @@
 // layers.hpp — the building blocks of a GPT in nanoGPT's order: Linear, Embedding, LayerNorm,
 // Dropout, CausalSelfAttention, MLP, Block. Each layer takes its parameters from the model's
 // single buffer (parameters.hpp) under GPT-2's names, and its forward is a few differentiable ops.
-// Builds on ops/*.hpp; read next: model.hpp.
+// Builds on ops/*.hpp; read next: config.hpp.
 #pragma once
 
 #include <cmath>    // std::sqrt
@@ -51,9 +51,8 @@ struct Embedding {
     Embedding(Parameters<T>& params, const std::string& name, std::int64_t num, std::int64_t dim)
         : weight(params.add(name + ".weight", Shape{num, dim}, Init::normal(kInitStd))) {}
 
-    Tensor<T> forward(const Tensor<std::int32_t>& ids) const {
-        return embedding(ids, weight);
-    }  // (..., dim)
+    /// One row of weight per id: ids (...) -> (..., dim).
+    Tensor<T> forward(const Tensor<std::int32_t>& ids) const { return embedding(ids, weight); }
 };
 
 /// Layer normalisation with a learned scale and (optional) shift.
@@ -104,6 +103,7 @@ struct CausalSelfAttention {
     Linear<T> c_proj;  // C -> C, a residual projection
     std::int64_t n_head;
     Dropout<T> attn_dropout, resid_dropout;
+    bool fused = true;  // the fused kernel, or nanoGPT's op-by-op form (GPT::set_fused_attention)
 
     CausalSelfAttention(Parameters<T>& params, const std::string& name, const LayerShape& s,
                         const std::shared_ptr<DropoutControl>& control)
@@ -124,10 +124,11 @@ struct CausalSelfAttention {
     Tensor<T> forward(const Tensor<T>& x) const {
         const Tensor<T> qkv = c_attn.forward(x);  // (B, T, 3C)
         const bool drop = attn_dropout.control->training && attn_dropout.p > 0.0;
-        const Tensor<T> y =
-            causal_self_attention(qkv, n_head, drop ? attn_dropout.p : 0.0,
-                                  drop ? attn_dropout.control->rng.next_u64() : 0);  // (B, T, C)
-        return resid_dropout.forward(c_proj.forward(y));                             // (B, T, C)
+        const double p = drop ? attn_dropout.p : 0.0;
+        const std::uint64_t seed = drop ? attn_dropout.control->rng.next_u64() : 0;
+        const Tensor<T> y = fused ? causal_self_attention(qkv, n_head, p, seed)  // (B, T, C)
+                                  : composed_causal_self_attention(qkv, n_head, p, seed);
+        return resid_dropout.forward(c_proj.forward(y));  // (B, T, C)
     }
 };
 

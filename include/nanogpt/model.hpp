@@ -1,6 +1,6 @@
 // model.hpp — GPT: token + position embeddings, n_layer pre-LN blocks, a final layernorm and a
 // head that reuses the token embedding (weight tying), exactly GPT-2's architecture as in
-// nanoGPT's model.py. Builds on layers.hpp, config.hpp and sampling.hpp; read next: optim.hpp.
+// nanoGPT's model.py. Builds on layers.hpp, config.hpp and sampling.hpp; read next: tape_print.hpp.
 #pragma once
 
 #include <algorithm>   // std::min
@@ -115,6 +115,15 @@ public:
     void train(bool on = true) { dropout_->training = on; }
     void eval() { train(false); }
     bool training() const { return dropout_->training; }
+
+    /// Attention by the fused kernel (the default) or by composed_causal_self_attention, nanoGPT's
+    /// op-by-op form with every head visible on the tape (slower, and it keeps the (B, nh, T, T)
+    /// weights). The same function either way, so it is not part of the model: checkpoints do
+    /// not record it.
+    void set_fused_attention(bool fused) {
+        for (Block<T>& block : blocks_) block.attn.fused = fused;
+    }
+    bool fused_attention() const { return blocks_.empty() || blocks_.front().attn.fused; }
 
     const GPTConfig& config() const { return config_; }
     /// The layers, read-only, in nanoGPT's order (model.transformer.wte, .wpe, .h, .ln_f).

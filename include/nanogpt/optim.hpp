@@ -86,7 +86,7 @@ template <class T>
 #ifdef NANOGPT_X86_SIMD
 /// adamw_span for float with AVX-512, 16 elements at a time. std::sqrt may set errno, and g++
 /// and clang compile with -fmath-errno by default, so no compiler vectorises the plain loop: it
-/// ran one element at a time, 0.84 ms per nanoGPT-recipe step (4% of the step). The same
+/// ran one element at a time. The same
 /// operations in the same order, so each element's result is the plain loop's bar FMA contraction.
 __attribute__((target("avx512f"))) inline float adamw_span_avx512(float* param, const float* grad,
                                                                   float* m, float* v,

@@ -3,7 +3,7 @@
 // Why not <random>'s engines and distributions? std::normal_distribution and friends are
 // implementation-defined, so the same seed would give different weights under libstdc++ and
 // libc++. We implement xoshiro256** (seeded through splitmix64) and Box-Muller ourselves,
-// so a seed means the same run everywhere. Read next: tensor.hpp.
+// so a seed means the same run everywhere. Read next: threading.hpp.
 #pragma once
 
 #include <cmath>    // std::sqrt, std::log, std::cos

@@ -9,15 +9,17 @@
 // of reading reused memory. Builds on detail/arena.hpp; read next: tensor.hpp.
 #pragma once
 
-#include <chrono>       // std::chrono::steady_clock (op profiling)
-#include <cstddef>      // std::size_t
-#include <cstring>      // std::strcmp
-#include <cstdint>      // std::uint64_t, std::int32_t
-#include <new>          // placement new
-#include <stdexcept>    // std::logic_error
-#include <type_traits>  // std::decay_t
-#include <utility>      // std::forward
-#include <vector>       // std::vector
+#include <array>             // std::array
+#include <chrono>            // std::chrono::steady_clock (op profiling)
+#include <cstddef>           // std::size_t
+#include <cstring>           // std::strcmp
+#include <cstdint>           // std::uint64_t, std::int32_t, std::int64_t
+#include <initializer_list>  // std::initializer_list
+#include <new>               // placement new
+#include <stdexcept>         // std::logic_error
+#include <type_traits>       // std::decay_t
+#include <utility>           // std::forward, std::move
+#include <vector>            // std::vector
 
 #include <nanogpt/detail/arena.hpp>
 #include <nanogpt/detail/parallel.hpp>
@@ -30,6 +32,15 @@ inline double seconds_now() {
         .count();
 }
 }  // namespace detail
+
+/// One input of a recorded op, kept so that the tape can be listed (Tape::listing): the output
+/// of an earlier op, known by its gradient slot, or a leaf (a parameter, token ids, any tensor
+/// made outside the graph), known by its address. Tensors convert to it, so an op records
+/// `record("matmul", {a, b}, backward_fn)`.
+struct NodeInput {
+    std::int32_t slot = -1;         // >= 0: the gradient slot of an earlier op's output
+    const void* address = nullptr;  // the tensor's data; null for an absent optional input
+};
 
 class Tape {
 public:
@@ -60,7 +71,9 @@ public:
         nodes_memory_.reset();
         grad_slots_.clear();
         free_gradients_.clear();
+        inputs_.clear();
         slots_owned_ = 0;
+        listed_bytes_ = 0;
         consumed_ = false;
         ++generation_;
         if (profiling_) mark_ = detail::seconds_now();
@@ -86,8 +99,10 @@ public:
     /// gradients of the same size reuse the memory — a GPT then holds a few layers' worth of
     /// activation gradients instead of all of them. Reading such a gradient after backward() is
     /// an error unless set_retain_grads(true) (like PyTorch's retain_grad, for inspection).
-    std::int32_t add_grad_slot(std::size_t bytes) {
-        grad_slots_.push_back(GradSlot{nullptr, bytes, false});
+    /// `dims`/`ndim` are the output's shape, for listing() only.
+    std::int32_t add_grad_slot(std::size_t bytes, const std::array<std::int64_t, 4>& dims = {},
+                               int ndim = 0) {
+        grad_slots_.push_back(GradSlot{nullptr, bytes, false, dims, ndim});
         return static_cast<std::int32_t>(grad_slots_.size() - 1);
     }
     void* slot_gradient(std::int32_t slot) {
@@ -109,10 +124,10 @@ public:
     void set_retain_grads(bool retain) { retain_grads_ = retain; }
     bool retain_grads() const { return retain_grads_; }
 
-    /// Records one node for the op `name` (a string literal): `backward_fn()` will be called
-    /// once, in reverse order, by backward().
+    /// Records one node for the op `name` (a string literal) that read `inputs`: `backward_fn()`
+    /// will be called once, in reverse order, by backward(). The inputs serve listing() only.
     template <class Fn>
-    void record(const char* name, Fn&& backward_fn) {
+    void record(const char* name, std::initializer_list<NodeInput> inputs, Fn&& backward_fn) {
         using Closure = std::decay_t<Fn>;
         void* where = nodes_memory_.allocate(sizeof(Closure));
         auto* closure = new (where) Closure(std::forward<Fn>(backward_fn));
@@ -120,9 +135,18 @@ public:
         // previous node are this op's outputs: their gradients die when this node has run.
         const auto first_slot = static_cast<std::int32_t>(slots_owned_);
         slots_owned_ = grad_slots_.size();
+        // What listing() shows: the inputs, and the activation memory taken since the previous
+        // node (this op's outputs and what its backward keeps). A few stores per op, into
+        // vectors whose capacity survives begin_graph().
+        const auto first_input = static_cast<std::int32_t>(inputs_.size());
+        for (const NodeInput& input : inputs)
+            if (input.address != nullptr) inputs_.push_back(input);
+        const std::size_t in_use = activations_.bytes_in_use();
         nodes_.push_back(Node{closure, [](void* c) { (*static_cast<Closure*>(c))(); },
                               [](void* c) { static_cast<Closure*>(c)->~Closure(); }, name,
-                              first_slot, static_cast<std::int32_t>(slots_owned_)});
+                              first_slot, static_cast<std::int32_t>(slots_owned_), first_input,
+                              static_cast<std::int32_t>(inputs_.size()), in_use - listed_bytes_});
+        listed_bytes_ = in_use;
         if (profiling_) {  // the op's forward ran since the previous mark
             const double now = detail::seconds_now();
             stats_for(name).forward_seconds += now - mark_;
@@ -165,6 +189,47 @@ public:
     }
     const std::vector<OpProfile>& profile() const { return profile_; }
     std::size_t num_nodes() const { return nodes_.size(); }
+
+    /// One recorded op as listing() reports it. An input is `node` >= 0 (the output of that
+    /// earlier entry) or a leaf, `node` = -1, known by its `address`.
+    struct Entry {
+        struct Input {
+            std::int32_t node;
+            const void* address;
+        };
+        const char* name;
+        std::array<std::int64_t, 4> dims;  // the output's shape (the first output's)
+        int ndim;
+        std::vector<Input> inputs;
+        std::size_t activation_bytes;  // what this op added to the graph's activation memory
+    };
+    /// The graph recorded since begin_graph(), in execution order (entry i is node i). Read it
+    /// before backward(), which consumes the nodes. See tape_print.hpp for text and DOT.
+    std::vector<Entry> listing() const {
+        std::vector<std::int32_t> owner(grad_slots_.size(), -1);  // slot -> node
+        for (std::size_t i = 0; i < nodes_.size(); ++i)
+            for (std::int32_t k = nodes_[i].first_slot; k < nodes_[i].end_slot; ++k)
+                owner[static_cast<std::size_t>(k)] = static_cast<std::int32_t>(i);
+        std::vector<Entry> entries;
+        for (const Node& node : nodes_) {
+            Entry e{node.name, {}, 0, {}, node.activation_bytes};
+            if (node.first_slot < node.end_slot) {
+                const GradSlot& out = grad_slots_[static_cast<std::size_t>(node.first_slot)];
+                e.dims = out.dims;
+                e.ndim = out.ndim;
+            }
+            for (std::int32_t k = node.first_input; k < node.end_input; ++k) {
+                const NodeInput& in = inputs_[static_cast<std::size_t>(k)];
+                const std::int32_t from =
+                    in.slot >= 0 && static_cast<std::size_t>(in.slot) < owner.size()
+                        ? owner[static_cast<std::size_t>(in.slot)]
+                        : -1;
+                e.inputs.push_back(Entry::Input{from, in.address});
+            }
+            entries.push_back(std::move(e));
+        }
+        return entries;
+    }
     /// Bytes of activations and activation gradients held at the high-water mark.
     std::size_t peak_bytes() const { return activations_.peak_bytes() + gradients_.peak_bytes(); }
     /// Restarts the high-water mark (e.g. to measure one configuration after another).
@@ -179,7 +244,9 @@ private:
         void (*run)(void*);
         void (*destroy)(void*);
         const char* name;
-        std::int32_t first_slot, end_slot;  // gradient slots of this op's outputs
+        std::int32_t first_slot, end_slot;    // gradient slots of this op's outputs
+        std::int32_t first_input, end_input;  // its inputs in inputs_
+        std::size_t activation_bytes;         // activation memory taken for this op
     };
 
     OpProfile& stats_for(const char* name) {
@@ -192,6 +259,8 @@ private:
         void* memory;
         std::size_t bytes;
         bool released;
+        std::array<std::int64_t, 4> dims;  // the output's shape, for listing()
+        int ndim;
     };
     struct FreeGradient {
         void* memory;
@@ -246,7 +315,9 @@ private:
     std::vector<Node> nodes_;
     std::vector<GradSlot> grad_slots_;
     std::vector<FreeGradient> free_gradients_;  // released gradient memory, reused by size
+    std::vector<NodeInput> inputs_;             // every node's inputs, in node order
     std::size_t slots_owned_ = 0;               // slots already assigned to a recorded node
+    std::size_t listed_bytes_ = 0;              // activation bytes already assigned to a node
     bool retain_grads_ = false;
     std::uint64_t generation_ = 1;  // 0 means "not made by an op" in Tensor
     bool grad_enabled_ = true;

@@ -2,14 +2,11 @@
 //
 // Ownership, in one paragraph: a Tensor is a cheap handle (like a shared_ptr), copying it never
 // copies elements. Its memory comes from one of three places:
-//   * owned     — Tensor<T>(shape) or from_vector(): heap memory shared by all copies of the
-//   handle;
-//   * view      — Tensor<T>::view(): points into memory someone else keeps alive (the model's
-//   single
-//                 parameter buffer and gradient buffer; see parameters.hpp);
-//   * graph     — made by an op: lives in the tape's arena until the next Tape::begin_graph()
-//                 (GPT::forward starts a new graph). Touching it after that throws
-//                 std::logic_error.
+//   * owned: Tensor<T>(shape) or from_vector(), heap memory shared by all copies of the handle;
+//   * view: Tensor<T>::view(), memory someone else keeps alive (the model's single parameter
+//     buffer and gradient buffer, see parameters.hpp);
+//   * graph: made by an op, it lives in the tape's arena until the next Tape::begin_graph()
+//     (GPT::forward starts a new graph); touching it after that throws std::logic_error.
 // T is float for training and double for finite-difference gradient checks; integer T (token ids)
 // works as plain storage without gradients. Builds on tape.hpp; read next: ops/elementwise.hpp.
 #pragma once
@@ -152,9 +149,16 @@ public:
         t.data_ = static_cast<T*>(tape.allocate(bytes));
         t.generation_ = tape.generation();
         t.requires_grad_ = requires_grad && tape.grad_enabled();
-        if (t.requires_grad_) t.grad_slot_ = tape.add_grad_slot(bytes);
+        if (t.requires_grad_) {
+            std::array<std::int64_t, Shape::kMaxDims> dims{};
+            for (int i = 0; i < shape.ndim(); ++i) dims[static_cast<std::size_t>(i)] = shape[i];
+            t.grad_slot_ = tape.add_grad_slot(bytes, dims, shape.ndim());
+        }
         return t;
     }
+
+    /// How an op names this tensor as one of its inputs when it records its tape node.
+    operator NodeInput() const { return NodeInput{grad_slot_, data_}; }
 
     /// Same elements and gradient, another shape with the same number of elements (no copy).
     Tensor reshape(const Shape& shape) const {

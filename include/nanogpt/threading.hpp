@@ -5,7 +5,7 @@
 // A program that runs several models at once, or shares the machine, sets a smaller count once
 // at start-up. Builds without OpenMP (Apple clang, -DNANOGPT_USE_OPENMP=OFF) run the loops on a
 // std::thread pool instead, with the same split and the same results (detail/thread_pool.hpp).
-// Read next: tensor.hpp.
+// Read next: tape.hpp.
 #pragma once
 
 #include <stdexcept>  // std::invalid_argument

@@ -4,7 +4,7 @@
 // A "character" is a Unicode code point decoded from UTF-8, and symbols sort by code point, which
 // is exactly Python's sorted(set(text)): tiny Shakespeare gives nanoGPT's 65 symbols. ASCII text
 // takes a 128-entry table; other characters a binary search; nothing is allocated per character.
-// Builds on the standard library only; read next: data.hpp (datasets and batches).
+// Builds on the standard library only; read next: bpe_tokenizer.hpp (GPT-2's tokenizer).
 #pragma once
 
 #include <algorithm>    // std::lower_bound

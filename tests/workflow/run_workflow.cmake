@@ -8,10 +8,10 @@
 #
 # The GPT-2 paths (prepare --tokenizer=gpt2, train init_from=gpt2, sample --weights) are compared
 # with the library's results in tests/test_gpt2_programs.cpp; here only their errors.
-#   readme_table  the README's config table equals `train --print_config_table`
+#   config_table  docs/training.md's config table equals `train --print_config_table`
 #
 #   cmake -DMODE=resume -DPREPARE=... -DTRAIN=... -DSAMPLE=... -DWORK_DIR=... [-DPYTHON=...]
-#         [-DREADME=...] -P run_workflow.cmake
+#         [-DTRAINING_DOC=...] -P run_workflow.cmake
 
 cmake_minimum_required(VERSION 3.21)
 include("${CMAKE_CURRENT_LIST_DIR}/sample_text.cmake")
@@ -220,24 +220,24 @@ elseif(MODE STREQUAL "sample")
     run_program(COMMAND "${SAMPLE}" --weights=none.safetensors EXPECT fail
         CONTAINS "safetensors 'none.safetensors': cannot open the file")
 
-elseif(MODE STREQUAL "readme_table")
+elseif(MODE STREQUAL "config_table")
     execute_process(COMMAND "${TRAIN}" --print_config_table OUTPUT_VARIABLE table RESULT_VARIABLE rc)
     if(NOT rc EQUAL 0)
         fail("train --print_config_table failed")
     endif()
-    file(READ "${README}" readme)
+    file(READ "${TRAINING_DOC}" doc)
     set(begin_marker "<!-- config-table:begin -->\n")
-    string(FIND "${readme}" "${begin_marker}" begin)
-    string(FIND "${readme}" "<!-- config-table:end -->" end)
+    string(FIND "${doc}" "${begin_marker}" begin)
+    string(FIND "${doc}" "<!-- config-table:end -->" end)
     if(begin EQUAL -1 OR end EQUAL -1)
-        fail("README.md lacks the config-table markers")
+        fail("${TRAINING_DOC} lacks the config-table markers")
     endif()
     string(LENGTH "${begin_marker}" skip)
     math(EXPR begin "${begin} + ${skip}")
     math(EXPR length "${end} - ${begin}")
-    string(SUBSTRING "${readme}" ${begin} ${length} documented)
+    string(SUBSTRING "${doc}" ${begin} ${length} documented)
     if(NOT documented STREQUAL table)
-        fail("README.md's config table differs from `train --print_config_table`; paste this between the "
+        fail("${TRAINING_DOC}'s config table differs from `train --print_config_table`; paste this between the "
              "config-table markers:\n${table}")
     endif()
 

@@ -55,6 +55,8 @@ public:
         return total;
     }
     std::size_t peak_bytes() const { return peak_; }
+    /// Bytes handed out since the last reset().
+    std::size_t bytes_in_use() const { return in_use_; }
     /// Starts a new high-water mark from what is in use now.
     void reset_peak() { peak_ = in_use_; }
 

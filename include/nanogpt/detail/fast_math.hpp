@@ -7,7 +7,7 @@
 // it vectorises. double keeps std::exp / std::tanh: gradient checks want the exact functions.
 // All three are always_inline: a loop only vectorises when they are inlined into it, and in a
 // program that includes the whole library g++ otherwise runs out of inlining budget at random
-// places (seen: gelu's backward 5x slower in one build, fine in the next).
+// places and leaves those loops scalar.
 #pragma once
 
 #include <bit>          // std::bit_cast

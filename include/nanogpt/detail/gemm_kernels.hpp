@@ -152,8 +152,8 @@ template <bool TransA, bool TransB>
 // a and b are packed slivers; b is 64-byte aligned.
 
 // Portable: plain loops the compiler can vectorise for whatever the target is. A 4 x 8 tile is
-// 8 SSE registers of accumulators: larger tiles spill on x86-64's 16 baseline registers
-// (measured: 4 x 8 runs ~31 GFLOP/s on one Zen 5 core, 8 x 8 ~10, 4 x 16 ~8).
+// 8 SSE registers of accumulators: larger tiles spill on x86-64's 16 baseline registers and run
+// several times slower (numbers in docs/performance.md).
 struct PortableKernel {
     static constexpr int mr = 4, nr = 8;
     // B sliver 256 x 8 floats = 8 KiB in L1; A block 128 x 256 floats = 128 KiB in L2.
@@ -323,8 +323,8 @@ inline void prefetch_ahead(const float* p, std::int64_t floats) {
 struct Avx512Kernel {
     static constexpr int mr = 14, nr = 32;
     // KC = 768 makes GPT-2's 768-deep products one K block, so C is read and written once:
-    // measured ~10% faster than KC = 256 (B sliver in L1) although the 96 KiB B sliver now
-    // streams from L2. A block 224 x 768 floats = 672 KiB stays in a 1 MiB L2, and NC keeps
+    // faster than KC = 256 (B sliver in L1) even though the 96 KiB B sliver then streams from
+    // L2. A block 224 x 768 floats = 672 KiB stays in a 1 MiB L2, and NC keeps
     // GPT widths in one B slice.
     static constexpr std::int64_t mc = 224, kc = 768, nc = 4096;
     __attribute__((target("avx512f,avx512vl,fma"))) static void skinny(const GemmArgs& g,
@@ -339,8 +339,8 @@ struct Avx512Kernel {
         finish_tile(g.epilogue, c, g.ldc, i0, j0, m, n);
     }
 
-    // Packing transposes (A of NN/NT, B of NT/TT) in 16 x 16 register blocks: measured 4.7x the
-    // scalar loop for the 32-row B slivers of NT.
+    // Packing transposes (A of NN/NT, B of NT/TT) in 16 x 16 register blocks, several times
+    // faster than the scalar loop for the 32-row B slivers of NT.
     template <int W>
     static void interleave(const float* src, std::int64_t ld, int rows, std::int64_t kc,
                            float* dst) {
@@ -368,10 +368,9 @@ struct Avx512Kernel {
 #pragma GCC unroll 16
         for (int r = 0; r < mr; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
         // Software prefetch 16 steps ahead in both packed slivers: they stream from L2 (B's 96 KiB
-        // sliver does not fit L1), and the hardware prefetchers alone left the kernel ~18% below
-        // its in-L1 speed inside real products. Measured +6% on GPT-2 training steps, +2-3% at
-        // shakespeare_char batch 8 (Intel Xeon guest; reads past the sliver's end are harmless:
-        // prefetches never fault).
+        // sliver does not fit L1), and the hardware prefetchers alone leave the kernel below its
+        // in-L1 speed inside real products. Reads past the sliver's end are harmless: prefetches
+        // never fault.
         for (std::int64_t p = 0; p < kc_len; ++p, a += mr, b += nr) {
             prefetch_ahead(b, 16 * nr);
             prefetch_ahead(b, 16 * nr + 16);

@@ -1,11 +1,12 @@
-// ops/attention.hpp — softmax (optionally causal) and fused causal self-attention.
+// ops/attention.hpp — softmax (optionally causal) and causal self-attention, twice.
 //
-// causal_self_attention takes the fused projection qkv [B, T, 3C] (q, k, v side by side, heads
-// of hs = C / NH channels inside each) and returns y [B, T, C] with the heads already merged, so
-// no split or merge copies are made. It equals the composed nanoGPT form
+// Both forms take the fused projection qkv [B, T, 3C] (q, k, v side by side, heads of
+// hs = C / NH channels inside each) and return y [B, T, C] with the heads merged again.
+// composed_causal_self_attention is nanoGPT's form, head by head from public ops:
 //   att = softmax(causal_mask(q @ k^T / sqrt(hs))); y = att @ v
-// built from matmul, scale, softmax and transpose, which tests use as its reference twin, but
-// keeps only two numbers per row for the backward instead of the [B, NH, T, T] weights.
+// It is the one to read, and the reference the tests hold the fused kernel to.
+// causal_self_attention computes the same in one op without split or merge copies, and keeps
+// two numbers per row for the backward instead of the [B, NH, T, T] weights.
 // Read next: ops/embedding.hpp.
 #pragma once
 
@@ -20,6 +21,8 @@
 #include <nanogpt/detail/parallel.hpp>
 #include <nanogpt/detail/reduce.hpp>
 #include <nanogpt/ops/elementwise.hpp>
+#include <nanogpt/ops/matmul.hpp>
+#include <nanogpt/ops/shape.hpp>
 #include <nanogpt/tensor.hpp>
 
 namespace nanogpt {
@@ -69,11 +72,51 @@ Tensor<T> softmax(const Tensor<T>& x, bool causal = false) {
     Tensor<T> out = Tensor<T>::graph_output(x.shape(), detail::any_requires_grad(x));
     kernels::softmax_forward(out.data(), x.data(), rows, C, causal);
     if (out.requires_grad()) {
-        Tape::current().record("softmax", [out, x, rows, C] {
+        Tape::current().record("softmax", {x}, [out, x, rows, C] {
             kernels::softmax_backward(x.grad(), out.data(), out.grad(), rows, C);
         });
     }
     return out;
+}
+
+// ---- composed_causal_self_attention ----
+// Attention as nanoGPT writes it, every step an op of its own on the tape. For the reference
+// GPT (C = 768, NH = 12, hs = 64, T = 512) each head sees all 512 positions through 64 channels,
+// so its q k^T is 512 x 512: the scores, their scaled copy and the softmax weights are each
+// B x 12 x 512 x 512 floats (12.6 MB per sequence) in every layer, and all three stay on the
+// tape for the backward, beside the copies that split and merge the heads. That memory is why
+// causal_self_attention below exists.
+
+/// Causal multi-head self-attention from public ops: qkv [B, T, 3C] -> y [B, T, C].
+/// Dropout with probability p (and its seed) applies to the attention weights, with the same
+/// mask as causal_self_attention's for the same seed.
+template <class T>
+Tensor<T> composed_causal_self_attention(const Tensor<T>& qkv, std::int64_t n_head, double p = 0.0,
+                                         std::uint64_t seed = 0) {
+    detail::require_defined(qkv, "composed_causal_self_attention", "qkv");
+    detail::require(qkv.dim() == 3 && qkv.size(2) % 3 == 0, "composed_causal_self_attention", [&] {
+        return std::string("qkv must be [B, T, 3C], got " + qkv.shape().to_string());
+    });
+    const std::int64_t B = qkv.size(0), T_ = qkv.size(1), C = qkv.size(2) / 3;
+    detail::require(n_head > 0 && C % n_head == 0, "composed_causal_self_attention", [&] {
+        return std::string("C = " + std::to_string(C) +
+                           " is not divisible by n_head = " + std::to_string(n_head));
+    });
+    const std::int64_t hs = C / n_head;
+    // Split: q, k, v are the thirds of the last dimension; each splits into n_head heads of hs
+    // channels, and the transpose puts the head before the position so that every head is one
+    // (T, hs) matrix.
+    const auto head_view = [&](std::int64_t part) {
+        const Tensor<T> third = slice_last(qkv, part * C, C);             // (B, T, C)
+        return transpose(third.reshape(Shape{B, T_, n_head, hs}), 1, 2);  // (B, nh, T, hs)
+    };
+    const Tensor<T> q = head_view(0), k = head_view(1), v = head_view(2);  // (B, nh, T, hs)
+    const T inv_sqrt_hs = T(1) / std::sqrt(static_cast<T>(hs));
+    const Tensor<T> scores = scale(matmul(q, k, false, true), inv_sqrt_hs);  // (B, nh, T, T)
+    Tensor<T> att = softmax(scores, /*causal=*/true);    // (B, nh, T, T), row t sees 0..t
+    if (p > 0.0) att = dropout(att, p, seed);            // (B, nh, T, T)
+    const Tensor<T> y = matmul(att, v);                  // (B, nh, T, hs)
+    return transpose(y, 1, 2).reshape(Shape{B, T_, C});  // (B, T, nh, hs) -> (B, T, C)
 }
 
 // ---- causal_self_attention ----
@@ -208,7 +251,7 @@ void attention_backward_reference(T* dqkv, T* scratch, const T* dout, const T* q
 // each head's result does not depend on which worker ran it.
 // The workers' bodies are always_inline so that parallel_for's AVX-512 / AVX2 copy of them
 // really contains the softmax loops: left as a call, the lambda is compiled for the baseline
-// SSE2 target and its exp, max and sum loops ran 2-3 times slower (forward 20% slower in all).
+// SSE2 target and its exp, max and sum loops run unvectorised.
 
 /// Query rows per block. Every block re-packs keys 0 .. keys-1 for each product (per head a cost
 /// ~ T^2 / rows) and computes the masked half of its diagonal square (~ T x rows), so the best
@@ -332,8 +375,8 @@ void attention_backward(T* dqkv, T* workspace, const T* dout, const T* qkv, cons
                         }
                     }
                     // A pass of its own: fused into the recompute of P above, the stores to P
-                    // between loads of dP (which might alias, for all the compiler knows) kept
-                    // the loop from vectorising, and it ran 3x slower.
+                    // between loads of dP (which might alias, for all the compiler knows) keep
+                    // the loop from vectorising.
                     const T dot = detail::sum_of<T>(
                         t + 1, [&](std::int64_t t2) { return row[t2] * drow[t2]; });  // sum p dp
                     for (std::int64_t t2 = 0; t2 <= t; ++t2)
@@ -380,7 +423,7 @@ Tensor<T> causal_self_attention(const Tensor<T>& qkv, std::int64_t n_head, doubl
         Tensor<T>::graph_output(Shape{kernels::attention_workspace_size(d, false)}, false);
     kernels::attention_forward(out.data(), stats.data(), workspace.data(), qkv.data(), d);
     if (out.requires_grad()) {
-        Tape::current().record("causal_self_attention", [out, qkv, stats, d] {
+        Tape::current().record("causal_self_attention", {qkv}, [out, qkv, stats, d] {
             const auto n = static_cast<std::size_t>(kernels::attention_workspace_size(d, true));
             T* scratch = static_cast<T*>(Tape::current().backward_scratch(n * sizeof(T)));
             kernels::attention_backward(qkv.grad(), scratch, out.grad(), qkv.data(), stats.data(),

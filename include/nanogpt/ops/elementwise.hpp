@@ -1,6 +1,7 @@
 // ops/elementwise.hpp — add (with broadcasting of a trailing block, e.g. a bias), mul, scale,
 // GELU, dropout and sum: the pointwise ops of a GPT, each as forward kernel, backward kernel and
-// a differentiable wrapper that records one tape node. Builds on tensor.hpp; read next: matmul.hpp.
+// a differentiable wrapper that records one tape node. Builds on tensor.hpp.
+// Read next: ops/matmul.hpp.
 #pragma once
 
 #include <algorithm>  // std::min
@@ -96,7 +97,7 @@ Tensor<T> add(const Tensor<T>& a, const Tensor<T>& b) {
     Tensor<T> out = Tensor<T>::graph_output(a.shape(), detail::any_requires_grad(a, b));
     kernels::add_forward(out.data(), a.data(), b.data(), rows, n_b);
     if (out.requires_grad()) {
-        Tape::current().record("add", [out, a, b, rows, n_b] {
+        Tape::current().record("add", {a, b}, [out, a, b, rows, n_b] {
             const auto da = a.grad_for_write();
             kernels::add_backward(da.data, da.overwrite, b.grad(), out.grad(), rows, n_b);
         });
@@ -137,7 +138,7 @@ Tensor<T> mul(const Tensor<T>& a, const Tensor<T>& b) {
     Tensor<T> out = Tensor<T>::graph_output(a.shape(), detail::any_requires_grad(a, b));
     kernels::mul_forward(out.data(), a.data(), b.data(), a.numel());
     if (out.requires_grad()) {
-        Tape::current().record("mul", [out, a, b] {
+        Tape::current().record("mul", {a, b}, [out, a, b] {
             kernels::mul_backward(a.grad(), b.grad(), a.data(), b.data(), out.grad(), a.numel());
         });
     }
@@ -158,7 +159,7 @@ Tensor<T> scale(const Tensor<T>& a, T s) {
         for (std::int64_t i = begin; i < end; ++i) y[i] = s * x[i];
     });
     if (out.requires_grad()) {
-        Tape::current().record("scale", [out, a, s] {
+        Tape::current().record("scale", {a}, [out, a, s] {
             T* da = a.grad();
             const T* dout = out.grad();
             kernels::for_chunks(a.numel(), [&](std::int64_t begin, std::int64_t end) {
@@ -209,7 +210,7 @@ Tensor<T> gelu(const Tensor<T>& x) {
     Tensor<T> out = Tensor<T>::graph_output(x.shape(), detail::any_requires_grad(x));
     kernels::gelu_forward(out.data(), x.data(), x.numel());
     if (out.requires_grad()) {
-        Tape::current().record("gelu", [out, x] {
+        Tape::current().record("gelu", {x}, [out, x] {
             const auto dx = x.grad_for_write();
             kernels::gelu_backward(dx.data, dx.overwrite, x.data(), out.grad(), x.numel());
         });
@@ -258,7 +259,7 @@ Tensor<T> dropout(const Tensor<T>& x, double p, std::uint64_t seed) {
     Tensor<T> out = Tensor<T>::graph_output(x.shape(), detail::any_requires_grad(x));
     kernels::dropout_forward(out.data(), x.data(), x.numel(), p, seed);
     if (out.requires_grad()) {
-        Tape::current().record("dropout", [out, x, p, seed] {
+        Tape::current().record("dropout", {x}, [out, x, p, seed] {
             kernels::dropout_backward(x.grad(), out.grad(), x.numel(), p, seed);
         });
     }
@@ -278,7 +279,7 @@ Tensor<T> sum(const Tensor<T>& x) {
     for (std::int64_t i = 0; i < x.numel(); ++i) total += static_cast<double>(v[i]);
     out.data()[0] = static_cast<T>(total);
     if (out.requires_grad()) {
-        Tape::current().record("sum", [out, x] {
+        Tape::current().record("sum", {x}, [out, x] {
             T* dx = x.grad();
             const T d = out.grad()[0];
             for (std::int64_t i = 0; i < x.numel(); ++i) dx[i] += d;

@@ -74,7 +74,7 @@ Tensor<T> embedding(const Tensor<std::int32_t>& ids, const Tensor<T>& weight) {
     Tensor<T> out = Tensor<T>::graph_output(out_shape, detail::any_requires_grad(weight));
     kernels::embedding_forward(out.data(), ids.data(), weight.data(), N, C);
     if (out.requires_grad()) {
-        Tape::current().record("embedding", [out, ids, weight, N, C] {
+        Tape::current().record("embedding", {ids, weight}, [out, ids, weight, N, C] {
             kernels::embedding_backward(weight.grad(), ids.data(), out.grad(), N, C);
         });
     }

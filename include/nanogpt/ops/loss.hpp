@@ -1,7 +1,7 @@
 // ops/loss.hpp — cross-entropy over logits with integer targets, fused with the softmax:
 // loss = mean over positions with target != -1 of (logsumexp(logits) - logits[target]).
 // The forward keeps only each row's logsumexp; the backward rebuilds the probabilities from the
-// logits, so no [N, V] probability matrix is stored. Read next: layers.hpp.
+// logits, so no [N, V] probability matrix is stored. Read next: parameters.hpp.
 #pragma once
 
 #include <algorithm>  // std::max
@@ -86,11 +86,12 @@ Tensor<T> cross_entropy(const Tensor<T>& logits, const Tensor<std::int32_t>& tar
     for (std::int64_t n = 0; n < N; ++n) total += static_cast<double>(row_loss[n]);
     out.data()[0] = static_cast<T>(total / static_cast<double>(count));
     if (out.requires_grad()) {
-        Tape::current().record("cross_entropy", [out, logits, targets, lse, N, V, count] {
-            const T dloss_per_row = out.grad()[0] / static_cast<T>(count);
-            kernels::cross_entropy_backward(logits.grad(), logits.data(), lse, targets.data(),
-                                            dloss_per_row, N, V);
-        });
+        Tape::current().record(
+            "cross_entropy", {logits, targets}, [out, logits, targets, lse, N, V, count] {
+                const T dloss_per_row = out.grad()[0] / static_cast<T>(count);
+                kernels::cross_entropy_backward(logits.grad(), logits.data(), lse, targets.data(),
+                                                dloss_per_row, N, V);
+            });
     }
     return out;
 }

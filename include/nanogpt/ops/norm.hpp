@@ -1,6 +1,6 @@
 // ops/norm.hpp — layernorm over the last dimension (eps 1e-5, as GPT-2), with learned weight and
-// optional bias. The forward caches each row's mean and 1/std for the backward. Read next:
-// ops/softmax.hpp.
+// optional bias. The forward caches each row's mean and 1/std for the backward.
+// Read next: ops/attention.hpp.
 #pragma once
 
 #include <algorithm>  // std::min
@@ -136,14 +136,16 @@ Tensor<T> layernorm(const Tensor<T>& x, const Tensor<T>& weight,
     kernels::layernorm_forward(out.data(), mean, rstd, x.data(), weight.data(),
                                has_bias ? bias.data() : nullptr, N, C);
     if (out.requires_grad()) {
-        Tape::current().record("layernorm", [out, x, weight, bias, has_bias, mean, rstd, N, C] {
-            const auto partials_bytes =
-                static_cast<std::size_t>(kernels::layernorm_backward_partials(N, C)) * sizeof(T);
-            T* partials = static_cast<T*>(Tape::current().backward_scratch(partials_bytes));
-            kernels::layernorm_backward(x.grad(), weight.grad(), has_bias ? bias.grad() : nullptr,
-                                        partials, out.grad(), x.data(), weight.data(), mean, rstd,
-                                        N, C);
-        });
+        Tape::current().record(
+            "layernorm", {x, weight, bias}, [out, x, weight, bias, has_bias, mean, rstd, N, C] {
+                const auto partials_bytes =
+                    static_cast<std::size_t>(kernels::layernorm_backward_partials(N, C)) *
+                    sizeof(T);
+                T* partials = static_cast<T*>(Tape::current().backward_scratch(partials_bytes));
+                kernels::layernorm_backward(x.grad(), weight.grad(),
+                                            has_bias ? bias.grad() : nullptr, partials, out.grad(),
+                                            x.data(), weight.data(), mean, rstd, N, C);
+            });
     }
     return out;
 }

@@ -73,8 +73,9 @@ Tensor<T> transpose(const Tensor<T>& x, int d0, int d1) {
     Tensor<T> out = Tensor<T>::graph_output(out_shape, detail::any_requires_grad(x));
     kernels::transpose_forward(out.data(), x.data(), t);
     if (out.requires_grad()) {
-        Tape::current().record(
-            "transpose", [out, x, t] { kernels::transpose_backward(x.grad(), out.grad(), t); });
+        Tape::current().record("transpose", {x}, [out, x, t] {
+            kernels::transpose_backward(x.grad(), out.grad(), t);
+        });
     }
     return out;
 }
@@ -100,7 +101,7 @@ Tensor<T> slice_last(const Tensor<T>& x, std::int64_t start, std::int64_t length
         for (std::int64_t j = 0; j < length; ++j) o[r * length + j] = in[r * C + start + j];
     });
     if (out.requires_grad()) {
-        Tape::current().record("slice_last", [out, x, start, length, rows, C] {
+        Tape::current().record("slice_last", {x}, [out, x, start, length, rows, C] {
             T* dx = x.grad();
             const T* dout = out.grad();
             detail::parallel_for(rows, [&](std::int64_t r) {
