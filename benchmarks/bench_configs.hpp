@@ -19,11 +19,9 @@ struct Workload {
 
 /// Dropout is 0 everywhere so both sides do the same arithmetic.
 inline std::vector<Workload> workloads() {
-    nanogpt::GPTConfig recipe{64,  65,  4,    4,
-                              128, 0.0, false};  // nanoGPT's CPU recipe (bias off, as train.py)
+    const nanogpt::GPTConfig recipe = nanogpt::GPTConfig::cpu_small();  // nanoGPT's CPU recipe
     nanogpt::GPTConfig shakespeare = nanogpt::GPTConfig::shakespeare_char();
     shakespeare.dropout = 0.0;
-    shakespeare.bias = false;  // nanoGPT's train.py default
     nanogpt::GPTConfig gpt2_512 = nanogpt::GPTConfig::reference();
     nanogpt::GPTConfig gpt2_64 = nanogpt::GPTConfig::gpt2();
     gpt2_64.block_size = 64;

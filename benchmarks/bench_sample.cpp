@@ -1,22 +1,50 @@
-// bench_sample — generation speed with and without the KV cache, and how close the cached path
-// comes to the memory-bandwidth bound of reading every weight once per token.
+// bench_sample — generation speed with and without the KV cache, how close the cached path
+// comes to the memory-bandwidth bound of reading every weight once per token, and the process's
+// peak memory (RSS) against the size of the weights.
 //
 //   ./build/bench_sample --model shakespeare_char --tokens 256 [--threads 2] [--runs 3]
+//   ./build/bench_sample --model gpt2 --save_checkpoint ckpt.bin     # weights + AdamW state
+//   ./build/bench_sample --checkpoint ckpt.bin --tokens 32 --skip_uncached true
+//   ./build/bench_sample --checkpoint ckpt.bin ... --training_model true   # as before: for scale
 //
 // Weights are random (speed does not depend on them); both paths must produce the same greedy
-// tokens.
+// tokens. With --checkpoint the model is loaded as the sample program loads it: an inference
+// model (GPT::for_inference) without the optimizer state; --training_model true loads the whole
+// checkpoint into a training model instead (gradient buffer, AdamW's moments read).
 #include <algorithm>  // std::sort
 #include <chrono>     // std::chrono::steady_clock
 #include <cstdio>     // std::printf
 #include <cstring>    // std::memcpy
 #include <string>     // std::string
+#include <utility>    // std::move
 #include <vector>     // std::vector
+
+#include <sys/resource.h>  // getrusage: peak RSS (benchmarks may use POSIX; the library does not)
 
 #include <nanogpt.hpp>
 
 #include "../examples/args.hpp"
 
 namespace {
+
+double peak_rss_mb() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<double>(usage.ru_maxrss) / 1024.0;  // Linux reports KiB
+}
+
+/// The model to time: random weights for a preset, or a checkpoint's.
+nanogpt::GPT<float> make_model(const std::string& preset, const std::string& checkpoint,
+                               bool training_model) {
+    if (checkpoint.empty()) {
+        nanogpt::GPTConfig config = nanogpt::GPTConfig::preset(preset);
+        config.dropout = 0.0;
+        return nanogpt::GPT<float>(config, 1337);
+    }
+    if (training_model) return nanogpt::load_checkpoint<float>(checkpoint).make_model();
+    auto ck = nanogpt::load_checkpoint<float>(checkpoint, nanogpt::OptimizerState::skip);
+    return nanogpt::GPT<float>::for_inference(ck.config, std::move(ck.weights));
+}
 
 /// Read bandwidth in GB/s of summing a buffer of `bytes` on every thread, after one untimed pass
 /// (median of 5). With a buffer the size of the weights this is the speed at which sampling can
@@ -55,11 +83,21 @@ int main(int argc, char** argv) {
         const std::int64_t tokens = args.get_int("tokens", 256), runs = args.get_int("runs", 3);
         const int threads = static_cast<int>(args.get_int("threads", 0));
         const bool skip_uncached = args.get_bool("skip_uncached", false);
+        const std::string save_path = args.get("save_checkpoint", "");
+        const std::string checkpoint = args.get("checkpoint", "");
+        const bool training_model = args.get_bool("training_model", false);
         args.reject_unknown();
         if (threads > 0) nanogpt::set_num_threads(threads);
-        nanogpt::GPTConfig config = nanogpt::GPTConfig::preset(model_name);
-        config.dropout = 0.0;
-        nanogpt::GPT<float> model(config, 1337);
+        if (!save_path.empty()) {  // a checkpoint as train writes it: weights and AdamW state
+            nanogpt::GPT<float> model = make_model(model_name, "", true);
+            nanogpt::AdamW<float> optimizer(model.parameters());
+            nanogpt::save_checkpoint(save_path, model, &optimizer, {});
+            std::printf("saved %s: %.2fM parameters with AdamW state\n", save_path.c_str(),
+                        static_cast<double>(model.num_parameters()) / 1e6);
+            return 0;
+        }
+        nanogpt::GPT<float> model = make_model(model_name, checkpoint, training_model);
+        const double loaded_rss = peak_rss_mb();
         // Greedy decoding, so "same tokens" is a meaningful check: with random weights the full
         // distribution over 50k tokens is nearly flat, and float rounding (batched vs cached
         // arithmetic) can move a sampled token across a boundary.
@@ -67,8 +105,9 @@ int main(int argc, char** argv) {
         sampling.top_k = 1;
         std::printf(
             "model %s: %.2fM parameters, %lld new tokens from a 1-token prompt, %d threads\n",
-            model_name.c_str(), static_cast<double>(model.num_parameters()) / 1e6,
-            static_cast<long long>(tokens), nanogpt::num_threads());
+            checkpoint.empty() ? model_name.c_str() : checkpoint.c_str(),
+            static_cast<double>(model.num_parameters()) / 1e6, static_cast<long long>(tokens),
+            nanogpt::num_threads());
         double rate[2] = {0, 0};
         std::vector<std::int32_t> outputs[2];
         for (int cached = skip_uncached ? 1 : 0; cached <= 1; ++cached) {
@@ -92,6 +131,14 @@ int main(int argc, char** argv) {
                         outputs[0] == outputs[1] ? "yes" : "NO", rate[1] / rate[0]);
         }
         const double weight_bytes = 4.0 * static_cast<double>(model.num_parameters());
+        const double sampled_rss = peak_rss_mb();
+        std::printf(
+            "peak RSS: %.1f MB after loading, %.1f MB after sampling = %.2fx the weights (%.1f MB)"
+            "%s\n",
+            loaded_rss, sampled_rss, sampled_rss * 1048576 / weight_bytes, weight_bytes / 1048576,
+            checkpoint.empty()            ? " (a training model with random weights)"
+            : training_model ? " (whole checkpoint into a training model)"
+                             : " (inference model, optimizer state skipped)");
         const double bandwidth = read_bandwidth_gbs(static_cast<std::size_t>(weight_bytes));
         const double dram = read_bandwidth_gbs(std::size_t{2} << 30);  // 2 GB: past any cache
         const double bound = bandwidth * 1e9 / weight_bytes;

@@ -19,6 +19,7 @@
 #include <ostream>     // std::ostream
 #include <stdexcept>   // std::invalid_argument, std::runtime_error
 #include <string>      // std::string
+#include <utility>     // std::move
 #include <vector>      // std::vector
 
 #include <nanogpt.hpp>
@@ -172,13 +173,16 @@ int run(examples::Args& args) {
     Codec codec;
     std::unique_ptr<nanogpt::GPT<float>> model;
     if (!weights.empty()) {
-        model =
-            std::make_unique<nanogpt::GPT<float>>(nanogpt::gpt2_config_from_safetensors(weights));
+        const nanogpt::GPTConfig config = nanogpt::gpt2_config_from_safetensors(weights);
+        model = std::make_unique<nanogpt::GPT<float>>(nanogpt::GPT<float>::for_inference(
+            config, std::vector<float>(static_cast<std::size_t>(config.num_parameters()))));
         nanogpt::load_gpt2_safetensors(*model, weights);
         codec = gpt2_codec(encoder, merges);
     } else {
-        const auto checkpoint = nanogpt::load_checkpoint<float>(path);
-        model = std::make_unique<nanogpt::GPT<float>>(checkpoint.make_model());
+        // Sampling needs neither gradients nor AdamW's moments: the model holds the weights once.
+        auto checkpoint = nanogpt::load_checkpoint<float>(path, nanogpt::OptimizerState::skip);
+        model = std::make_unique<nanogpt::GPT<float>>(nanogpt::GPT<float>::for_inference(
+            checkpoint.config, std::move(checkpoint.weights)));
         if (!checkpoint.vocabulary.empty()) {
             codec = char_codec(checkpoint.vocabulary);
         } else if (const std::string kind = tokenizer_kind_of(path); kind == "gpt2") {

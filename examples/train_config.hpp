@@ -7,6 +7,7 @@
 
 #include <algorithm>  // std::max
 #include <cmath>      // std::isfinite
+#include <cstdio>     // std::snprintf
 #include <cstdint>    // std::int64_t
 #include <fstream>    // std::ifstream
 #include <map>        // std::map
@@ -15,6 +16,7 @@
 #include <utility>    // std::pair
 #include <vector>     // std::vector
 
+#include <nanogpt/config.hpp>     // GPTConfig: the presets' models
 #include <nanogpt/key_value.hpp>  // split_key_value, quote_value
 
 namespace examples {
@@ -73,14 +75,28 @@ inline const ConfigKey kTrainKeys[] = {
 struct Preset {
     const char* name;
     const char* help;
-    std::vector<std::pair<const char*, const char*>> values;
+    std::vector<std::pair<std::string, std::string>> values;  // key, value; later values win
 };
 
-/// nanoGPT's config/train_shakespeare_char.py, and its README's CPU recipe on top of it.
+/// The config keys of a model shape (the vocabulary comes from the dataset).
+inline std::vector<std::pair<std::string, std::string>> model_keys(const nanogpt::GPTConfig& c) {
+    char dropout[32];
+    std::snprintf(dropout, sizeof dropout, "%.1f", c.dropout);  // the presets' 0.0 and 0.2
+    return {{"block_size", std::to_string(c.block_size)},
+            {"n_layer", std::to_string(c.n_layer)},
+            {"n_head", std::to_string(c.n_head)},
+            {"n_embd", std::to_string(c.n_embd)},
+            {"dropout", dropout},
+            {"bias", c.bias ? "true" : "false"}};
+}
+
+/// nanoGPT's config/train_shakespeare_char.py, and its README's CPU recipe on top of it; the
+/// models are the library's GPTConfig::shakespeare_char() and GPTConfig::cpu_small().
 inline const std::vector<Preset>& train_presets() {
     static const std::vector<Preset> presets = [] {
         Preset shakespeare{"shakespeare_char",
-                           "nanoGPT's config/train_shakespeare_char.py (a GPU run)",
+                           "nanoGPT's config/train_shakespeare_char.py: 6 layers x 6 heads x 384, "
+                           "block 256 (a GPU run)",
                            {{"out_dir", "out-shakespeare-char"},
                             {"data_dir", "data/shakespeare_char"},
                             {"eval_interval", "250"},
@@ -89,31 +105,26 @@ inline const std::vector<Preset>& train_presets() {
                             {"always_save_checkpoint", "false"},
                             {"gradient_accumulation_steps", "1"},
                             {"batch_size", "64"},
-                            {"block_size", "256"},
-                            {"n_layer", "6"},
-                            {"n_head", "6"},
-                            {"n_embd", "384"},
-                            {"dropout", "0.2"},
                             {"learning_rate", "1e-3"},
                             {"max_iters", "5000"},
                             {"lr_decay_iters", "5000"},
                             {"min_lr", "1e-4"},
                             {"beta2", "0.99"},
                             {"warmup_iters", "100"}}};
-        Preset cpu{"cpu_small", "shakespeare_char with nanoGPT's CPU recipe (minutes on a laptop)",
+        for (auto& kv : model_keys(nanogpt::GPTConfig::shakespeare_char()))
+            shakespeare.values.push_back(kv);
+        Preset cpu{"cpu_small",
+                   "shakespeare_char with nanoGPT's CPU recipe: 4 layers x 4 heads x 128, block 64 "
+                   "(minutes on a laptop)",
                    shakespeare.values};
-        for (auto kv : {std::pair{"eval_iters", "20"},
+        for (auto kv : {std::pair<std::string, std::string>{"eval_iters", "20"},
                         {"log_interval", "1"},
-                        {"block_size", "64"},
                         {"batch_size", "12"},
-                        {"n_layer", "4"},
-                        {"n_head", "4"},
-                        {"n_embd", "128"},
                         {"max_iters", "2000"},
-                        {"lr_decay_iters", "2000"},
-                        {"dropout", "0.0"}}) {
-            cpu.values.push_back(kv);  // later values win
+                        {"lr_decay_iters", "2000"}}) {
+            cpu.values.push_back(kv);
         }
+        for (auto& kv : model_keys(nanogpt::GPTConfig::cpu_small())) cpu.values.push_back(kv);
         return std::vector<Preset>{shakespeare, cpu};
     }();
     return presets;

@@ -31,28 +31,40 @@ struct Options {
     int threads;
 };
 
-const char* kHelp = R"(train_shakespeare_char: train a character-level GPT on a text file.
+/// --help; the model's defaults are the library's cpu_small preset (nanoGPT's CPU recipe).
+std::string help_text() {
+    const nanogpt::GPTConfig m = nanogpt::GPTConfig::cpu_small();
+    char model[160];
+    std::snprintf(model, sizeof model,
+                  "Model:  --n_layer %lld  --n_head %lld  --n_embd %lld  --block_size %lld  "
+                  "--dropout %.1f  --bias %s\n",
+                  static_cast<long long>(m.n_layer), static_cast<long long>(m.n_head),
+                  static_cast<long long>(m.n_embd), static_cast<long long>(m.block_size), m.dropout,
+                  m.bias ? "true" : "false");
+    return std::string(R"(train_shakespeare_char: train a character-level GPT on a text file.
 
 Data:   --data PATH (else $NANOGPT_DATA, else data/tinyshakespeare.txt)   --out_dir out-shakespeare-char
-Model:  --n_layer 4  --n_head 4  --n_embd 128  --block_size 64  --dropout 0.0  --bias false
-Train:  --batch_size 12  --max_iters 2000  --learning_rate 1e-3  --min_lr 1e-4  --warmup_iters 100
+)") + model +
+           R"(Train:  --batch_size 12  --max_iters 2000  --learning_rate 1e-3  --min_lr 1e-4  --warmup_iters 100
         --lr_decay_iters (max_iters)  --decay_lr true  --beta1 0.9  --beta2 0.99  --weight_decay 0.1
         --grad_clip 1.0  --seed 1337  --threads (all cores)
 Report: --eval_interval 250  --eval_iters 20  --log_interval 10  --sample_tokens 500
-The defaults are nanoGPT's CPU recipe for shakespeare_char (4 heads of 32 dims).
+The model's defaults are GPTConfig::cpu_small(), nanoGPT's CPU recipe for shakespeare_char.
 )";
+}
 
 Options parse_options(examples::Args& args) {
     Options o;
     const char* env = std::getenv("NANOGPT_DATA");
     o.data = args.get("data", env != nullptr && *env != '\0' ? env : "data/tinyshakespeare.txt");
     o.out_dir = args.get("out_dir", "out-shakespeare-char");
-    o.model.n_layer = args.get_int("n_layer", 4);
-    o.model.n_head = args.get_int("n_head", 4);
-    o.model.n_embd = args.get_int("n_embd", 128);
-    o.model.block_size = args.get_int("block_size", 64);
-    o.model.dropout = args.get_double("dropout", 0.0);
-    o.model.bias = args.get_bool("bias", false);  // nanoGPT's train.py default
+    const nanogpt::GPTConfig recipe = nanogpt::GPTConfig::cpu_small();
+    o.model.n_layer = args.get_int("n_layer", recipe.n_layer);
+    o.model.n_head = args.get_int("n_head", recipe.n_head);
+    o.model.n_embd = args.get_int("n_embd", recipe.n_embd);
+    o.model.block_size = args.get_int("block_size", recipe.block_size);
+    o.model.dropout = args.get_double("dropout", recipe.dropout);
+    o.model.bias = args.get_bool("bias", recipe.bias);
     o.batch_size = args.get_int("batch_size", 12);
     o.max_iters = args.get_int("max_iters", 2000);
     o.schedule.learning_rate = args.get_double("learning_rate", 1e-3);
@@ -228,6 +240,7 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    return examples::run_main(argc, argv, kHelp,
+    const std::string help = help_text();
+    return examples::run_main(argc, argv, help.c_str(),
                               [](examples::Args& args) { return run(parse_options(args)); });
 }

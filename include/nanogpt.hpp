@@ -26,10 +26,10 @@
 #include <nanogpt/ops/embedding.hpp>    // embedding lookup with scatter-add backward
 #include <nanogpt/ops/loss.hpp>         // cross_entropy fused with softmax, ignore index -1
 #include <nanogpt/parameters.hpp>       // Parameters: one buffer for weights, one for gradients
+#include <nanogpt/kv_cache.hpp>   // KVCache: keys and values kept while generating
 #include <nanogpt/layers.hpp>     // Linear, Embedding, LayerNorm, CausalSelfAttention, MLP, Block
 #include <nanogpt/config.hpp>     // GPTConfig: validation and presets
 #include <nanogpt/sampling.hpp>   // temperature, top-k, top-p sampling of one logits row
-#include <nanogpt/kv_cache.hpp>   // KVCache: generation that reuses cached keys and values
 #include <nanogpt/model.hpp>      // GPT: forward, generate
 #include <nanogpt/tape_print.hpp>  // print_tape, write_dot: what a forward recorded, as text or DOT
 #include <nanogpt/optim.hpp>      // AdamW, clip_grad_norm, LRSchedule

@@ -15,7 +15,7 @@
 
 #include <algorithm>   // std::max
 #include <cmath>       // std::fabs, std::isfinite
-#include <cstdint>     // std::int64_t, std::uint64_t
+#include <cstdint>     // std::int32_t, std::int64_t, std::uint64_t
 #include <functional>  // std::function
 #include <iomanip>     // std::setprecision
 #include <sstream>     // std::ostringstream
@@ -56,6 +56,16 @@ Tensor<T> random_tensor(const Shape& shape, std::uint64_t seed, bool requires_gr
                         double std = 1.0) {
     Tensor<T> t(shape, requires_grad);
     fill_random(t.data(), t.numel(), seed, std);
+    return t;
+}
+
+/// Uniformly random token ids in [0, vocab), fixed by `seed`.
+inline Tensor<std::int32_t> random_ids(const Shape& shape, std::int64_t vocab, std::uint64_t seed) {
+    Random rng(seed);
+    Tensor<std::int32_t> t(shape);
+    for (std::int64_t i = 0; i < t.numel(); ++i) {
+        t.data()[i] = static_cast<std::int32_t>(rng.uniform_int(static_cast<std::uint64_t>(vocab)));
+    }
     return t;
 }
 

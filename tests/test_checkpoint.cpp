@@ -8,7 +8,9 @@
 #include <filesystem>  // std::filesystem::temp_directory_path, exists
 #include <fstream>     // std::ifstream, std::ofstream
 #include <iterator>    // std::istreambuf_iterator
+#include <stdexcept>   // std::invalid_argument
 #include <string>      // std::string
+#include <utility>     // std::move
 #include <vector>      // std::vector
 
 #include <nanogpt/checkpoint.hpp>
@@ -211,6 +213,76 @@ TEST_CASE("checkpoint: saving over an existing file replaces it atomically") {
         CHECK(read_bytes(path) == after);
     }
     std::remove(path.c_str());
+}
+
+TEST_CASE("checkpoint: sampling loads an inference model without the optimizer state") {
+    Trained run;
+    const auto data = some_tokens();
+    for (int i = 0; i < 3; ++i) run.step(data);
+    const std::string path = temp_path("inference.bin");
+    save_checkpoint(path, run.model, &run.optimizer, run.tokenizer.symbols(),
+                    TrainingState{3, 2.5, run.data_rng.state()});
+    const Checkpoint<float> full = load_checkpoint<float>(path);
+    Checkpoint<float> weights_only = load_checkpoint<float>(path, OptimizerState::skip);
+    CHECK(weights_only.config == full.config);
+    CHECK(weights_only.vocabulary == full.vocabulary);
+    CHECK(weights_only.training.iter == 3);
+    CHECK(weights_only.weights == full.weights);
+    CHECK_FALSE(weights_only.has_optimizer);  // passed over, so restore() leaves AdamW alone
+    CHECK(weights_only.adamw_m.empty());
+    CHECK(weights_only.adamw_v.empty());
+    // The bytes in memory decode the same way as the file.
+    std::ifstream in(path, std::ios::binary);
+    const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)),
+                                           std::istreambuf_iterator<char>());
+    const Checkpoint<float> parsed = parse_checkpoint<float>(bytes, path);
+    CHECK(parsed.weights == full.weights);
+    CHECK(parsed.adamw_m == full.adamw_m);
+    CHECK(parsed.adamw_v == full.adamw_v);
+    CHECK(parse_checkpoint<float>(bytes, path, OptimizerState::skip).adamw_m.empty());
+
+    // The same tokens as the training model the sample program used to build, for a fixed seed.
+    GPT<float> training_model = full.make_model();
+    GPT<float> inference =
+        GPT<float>::for_inference(weights_only.config, std::move(weights_only.weights));
+    CHECK_FALSE(inference.training());
+    CHECK_FALSE(inference.parameters().has_gradients());
+    CHECK(inference.parameters().grad() == nullptr);
+    SamplingOptions options;
+    options.temperature = 0.8;
+    options.top_k = 10;
+    for (const bool cached : {true, false}) {
+        Random a(5), b(5);
+        const auto expected = training_model.generate({1, 2}, 40, options, a, {}, cached);
+        CHECK(inference.generate({1, 2}, 40, options, b, {}, cached) == expected);
+    }
+    Tensor<std::int32_t> x(Shape{1, 4}), y(Shape{1, 4});
+    const auto loss = inference.forward(x, y).loss;
+    CHECK_FALSE(loss.requires_grad());  // nothing recorded: no gradients to fill
+    const float value = loss.item();
+    CHECK(value == training_model.forward(x, y).loss.item());
+    std::remove(path.c_str());
+}
+
+TEST_CASE("checkpoint: an inference model rejects training and wrong sizes") {
+    const GPTConfig config = GPTConfig::tiny();
+    SECTION("weight count") {
+        REQUIRE_THROWS_AS(GPT<float>::for_inference(config, std::vector<float>(10)),
+                          std::invalid_argument);
+        REQUIRE_THROWS_WITH(GPT<float>::for_inference(config, std::vector<float>(10)),
+                            "GPT::for_inference: 10 weights, the configuration needs " +
+                                std::to_string(config.num_parameters()));
+    }
+    SECTION("optimizer and clipping") {
+        GPT<float> model = GPT<float>::for_inference(
+            config, std::vector<float>(static_cast<std::size_t>(config.num_parameters()), 0.01f));
+        REQUIRE_THROWS_WITH(AdamW<float>(model.parameters()),
+                            "AdamW: the parameters have no gradient buffer (an inference model, "
+                            "GPT::for_inference)");
+        REQUIRE_THROWS_WITH(grad_norm(model.parameters()),
+                            Catch::StartsWith("grad_norm: the parameters have no gradient buffer"));
+        CHECK_NOTHROW(model.zero_grad());
+    }
 }
 
 // ---- hostile files (issue 11): correct sizes and hashes, absurd contents ----

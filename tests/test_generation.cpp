@@ -2,9 +2,11 @@
 // rounding), same tokens, including when the context window slides past block_size.
 #include <catch2/catch.hpp>
 
-#include <cmath>    // std::fabs
-#include <cstdint>  // std::int32_t
-#include <vector>   // std::vector
+#include <algorithm>  // std::copy, std::fill
+#include <cmath>      // std::fabs
+#include <cstdint>    // std::int32_t
+#include <stdexcept>  // std::invalid_argument, std::out_of_range
+#include <vector>     // std::vector
 
 #include <nanogpt/model.hpp>
 
@@ -48,13 +50,47 @@ TEST_CASE("generation: cached logits match the forward pass at every position") 
     double worst = 0;
     std::int64_t fed = 0;
     for (std::int64_t chunk : {4, 1, 1, 1, 1, 1}) {
-        cache.forward(tokens.data() + fed, chunk, model.wte(), model.wpe(), model.blocks(),
-                      model.ln_f(), logits.data());
+        Tensor<std::int32_t> ids(Shape{1, chunk});
+        std::copy(tokens.begin() + fed, tokens.begin() + fed + chunk, ids.data());
+        {
+            NoGradGuard no_grad;
+            const auto step = model.forward(ids, cache).logits.to_vector();  // (1, chunk, V)
+            std::copy(step.end() - V, step.end(), logits.begin());           // the last position
+        }
         fed += chunk;
+        CHECK(cache.length() == fed);
         for (std::int64_t v = 0; v < V; ++v) {
             worst = std::max(worst, double(std::fabs(logits[v] - full[(fed - 1) * V + v])));
         }
     }
     CHECK(fed == 9);
     CHECK(worst < 1e-4);
+}
+
+TEST_CASE("generation: KV cache errors name the problem") {
+    GPTConfig config = GPTConfig::tiny();  // block_size 16
+    GPT<float> model(config, 5);
+    KVCache<float> cache(config);
+    Tensor<std::int32_t> ids(Shape{1, 10});
+    std::fill(ids.data(), ids.data() + 10, 1);
+    SECTION("attention against the cache has no backward") {
+        REQUIRE_THROWS_AS(model.forward(ids, cache), std::invalid_argument);
+        REQUIRE_THROWS_WITH(model.forward(ids, cache), Catch::Contains("NoGradGuard"));
+    }
+    SECTION("more positions than block_size") {
+        NoGradGuard no_grad;
+        (void)model.forward(ids, cache);
+        CHECK(cache.length() == 10);
+        REQUIRE_THROWS_WITH(model.forward(ids, cache),
+                            "GPT::forward: sequence length 20 is outside [1, block_size = 16]");
+    }
+    SECTION("a batch of several sequences") {
+        NoGradGuard no_grad;
+        REQUIRE_THROWS_WITH(model.forward(Tensor<std::int32_t>(Shape{2, 3}), cache),
+                            "GPT::forward: with a KV cache idx must be [1, T], got [2, 3]");
+    }
+    SECTION("layer index") {
+        REQUIRE_THROWS_AS(cache.layer(2), std::out_of_range);
+        REQUIRE_THROWS_WITH(cache.layer(-1), "KVCache::layer: -1 is not in [0, 2)");
+    }
 }

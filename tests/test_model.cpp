@@ -37,19 +37,11 @@ using nanogpt::Shape;
 using nanogpt::Tensor;
 using nanogpt::test::gradcheck;
 using nanogpt::test::GradLeaf;
+using nanogpt::test::random_ids;
 using nanogpt::test::random_tensor;
 using nanogpt::test::weighted_sum;
 using Ids = Tensor<std::int32_t>;
 
-/// Uniformly random token ids in [0, vocab).
-Ids random_ids(const Shape& shape, std::int64_t vocab, std::uint64_t seed) {
-    Random rng(seed);
-    Ids t(shape);
-    for (std::int64_t i = 0; i < t.numel(); ++i) {
-        t.data()[i] = static_cast<std::int32_t>(rng.uniform_int(static_cast<std::uint64_t>(vocab)));
-    }
-    return t;
-}
 
 /// Adds N(0, std^2) noise to every parameter, so biases, layernorm weights and small weights
 /// all get generic values for a gradient check.
@@ -220,6 +212,15 @@ TEST_CASE("model: GPTConfig validation names the field", "[model]") {
             CHECK_NOTHROW(GPTConfig::preset(name).validate());
         }
         CHECK(GPTConfig::preset("tiny") == GPTConfig::tiny());
+        CHECK(GPTConfig::preset("cpu_small") == GPTConfig::cpu_small());
+        // nanoGPT's CPU recipe: 4 layers x 4 heads x 128, block 64, no dropout, no biases.
+        CHECK(GPTConfig::cpu_small() == GPTConfig{64, 65, 4, 4, 128, 0.0, false});
+        // config/train_shakespeare_char.py with train.py's default bias = False.
+        CHECK(GPTConfig::shakespeare_char() == GPTConfig{256, 65, 6, 6, 384, 0.2, false});
+        for (const GPTConfig& c : {GPTConfig::gpt2(), GPTConfig::reference()}) {
+            CHECK(c.n_embd / c.n_head == 64);  // GPT-2's head size
+            CHECK(c.bias);
+        }
         CHECK(GPTConfig::reference().block_size == 512);
         CHECK(GPTConfig::reference().n_embd == 768);
         CHECK_THROWS_AS(GPTConfig::preset("gpt3"), std::invalid_argument);

@@ -25,15 +25,8 @@ using Catch::Matchers::Contains;
 using nanogpt::Shape;
 using nanogpt::Tape;
 using nanogpt::Tensor;
+using nanogpt::test::random_ids;
 using nanogpt::test::random_tensor;
-
-Tensor<std::int32_t> token_ids(const Shape& shape, std::int32_t vocab, std::uint64_t seed) {
-    nanogpt::Random rng(seed);
-    Tensor<std::int32_t> t(shape);
-    for (std::int64_t i = 0; i < t.numel(); ++i)
-        t.data()[i] = static_cast<std::int32_t>(rng.uniform_int(static_cast<std::uint64_t>(vocab)));
-    return t;
-}
 
 /// Checks a DOT text's structure: the header, one statement per line, every edge between nodes
 /// declared earlier, and the closing brace. Returns the number of edges.
@@ -135,8 +128,8 @@ TEST_CASE("tape_print: the listing of a small graph", "[tape]") {
 TEST_CASE("tape_print: a GPT's tape, fused and composed attention", "[tape][model]") {
     const nanogpt::GPTConfig config = nanogpt::GPTConfig::tiny();  // 2 layers, 2 heads
     nanogpt::GPT<float> model(config, 5);
-    const auto x = token_ids(Shape{2, 8}, static_cast<std::int32_t>(config.vocab_size), 6);
-    const auto y = token_ids(Shape{2, 8}, static_cast<std::int32_t>(config.vocab_size), 7);
+    const auto x = random_ids(Shape{2, 8}, config.vocab_size, 6);
+    const auto y = random_ids(Shape{2, 8}, config.vocab_size, 7);
     const nanogpt::LeafNames names = nanogpt::parameter_names(model.parameters());
     std::size_t fused_ops = 0;
     for (const bool fused : {true, false}) {

@@ -23,12 +23,17 @@
 // Builds on model.hpp and optim.hpp; read next: safetensors.hpp.
 #pragma once
 
-#include <algorithm>    // std::copy
+#include <algorithm>    // std::copy, std::min
+#include <cerrno>       // errno
 #include <cstdint>      // fixed-width integers
+#include <cstdio>       // std::FILE, std::fopen, std::fread, std::fseek
 #include <cstring>      // std::memcpy
+#include <filesystem>   // std::filesystem::file_size, is_regular_file
+#include <memory>       // std::unique_ptr
 #include <limits>       // std::numeric_limits
 #include <stdexcept>    // std::runtime_error
 #include <string>       // std::string
+#include <system_error>  // std::error_code
 #include <type_traits>  // std::type_identity_t (so nullptr can be passed as the optimizer), is_same
 #include <utility>      // std::move
 #include <vector>       // std::vector
@@ -122,11 +127,55 @@ private:
     std::vector<unsigned char> bytes_;
 };
 
+/// Where a checkpoint is read from: its bytes in memory (parse_checkpoint) or the file itself
+/// (load_checkpoint), which is read piece by piece straight into the destination, so loading
+/// never holds a second copy of the file.
+class CheckpointInput {
+public:
+    explicit CheckpointInput(const std::vector<unsigned char>& bytes)
+        : bytes_(bytes.data()), size_(bytes.size()) {}
+    CheckpointInput(std::FILE* file, std::size_t size) : file_(file), size_(size) {}
+
+    std::size_t size() const { return size_; }
+    /// Copies the n bytes at `offset` to out; false when the file cannot deliver them.
+    bool read(std::size_t offset, void* out, std::size_t n) {
+        if (bytes_ != nullptr) {
+            std::memcpy(out, bytes_ + offset, n);
+            return true;
+        }
+        if (offset != position_ &&
+            std::fseek(file_, static_cast<long>(offset), SEEK_SET) != 0) {
+            return false;
+        }
+        position_ = offset + n;
+        return std::fread(out, 1, n, file_) == n;
+    }
+    /// FNV-1a of the first n bytes (the file in pieces of 64 KiB).
+    std::uint64_t hash(std::size_t n) {
+        if (bytes_ != nullptr) return fnv1a(bytes_, n);
+        std::vector<unsigned char> piece(std::min(std::size_t{1} << 16, n));
+        std::uint64_t h = kFnv1aStart;
+        for (std::size_t done = 0; done < n;) {
+            const std::size_t k = std::min(piece.size(), n - done);
+            if (!read(done, piece.data(), k)) return ~h;  // unreadable: cannot match
+            h = fnv1a(piece.data(), k, h);
+            done += k;
+        }
+        return h;
+    }
+
+private:
+    const unsigned char* bytes_ = nullptr;
+    std::FILE* file_ = nullptr;
+    std::size_t size_;
+    std::size_t position_ = 0;  // the file's read position
+};
+
 /// Reads values back with a bounds check on every field, naming it when the file ends early.
 class ByteReader {
 public:
-    ByteReader(const std::vector<unsigned char>& bytes, std::size_t end, std::string path)
-        : bytes_(bytes), end_(end), path_(std::move(path)) {}
+    ByteReader(CheckpointInput& input, std::size_t end, std::string path)
+        : input_(input), end_(end), path_(std::move(path)) {}
 
     template <class V>
     V get(const char* field) {
@@ -138,6 +187,12 @@ public:
     void get_array(V* out, std::size_t n, const char* field) {
         if (n > (end_ - pos_) / sizeof(V)) fail(std::string("truncated in ") + field);
         take(out, n * sizeof(V), field);
+    }
+    /// Passes over n elements of V without reading them.
+    template <class V>
+    void skip_array(std::size_t n, const char* field) {
+        if (n > (end_ - pos_) / sizeof(V)) fail(std::string("truncated in ") + field);
+        pos_ += n * sizeof(V);
     }
     Random::State get_state(const char* field) {
         Random::State s{};
@@ -154,11 +209,11 @@ public:
 private:
     void take(void* out, std::size_t n, const char* field) {
         if (n > end_ - pos_) fail(std::string("truncated in ") + field);
-        std::memcpy(out, bytes_.data() + pos_, n);
+        if (!input_.read(pos_, out, n)) fail(std::string("cannot read ") + field);
         pos_ += n;
     }
 
-    const std::vector<unsigned char>& bytes_;
+    CheckpointInput& input_;
     std::size_t end_;
     std::size_t pos_ = 0;
     std::string path_;
@@ -255,37 +310,46 @@ private:
     std::vector<unsigned char> bytes_;
 };
 
-/// Validates and decodes the bytes of a checkpoint file; `path` names it in errors.
+/// Whether reading a checkpoint loads AdamW's moments (to resume training) or passes over them
+/// (sampling: they are twice the size of the weights).
+enum class OptimizerState { load, skip };
+
+namespace detail {
+
+/// Validates and decodes a checkpoint from `input`; `path` names it in errors.
 template <class T>
-Checkpoint<T> parse_checkpoint(const std::vector<unsigned char>& bytes, const std::string& path) {
-    detail::ByteReader header(bytes, bytes.size(), path);
-    if (bytes.size() < 32 || std::memcmp(bytes.data(), kCheckpointMagic, 8) != 0) {
+Checkpoint<T> read_checkpoint(CheckpointInput& input, const std::string& path,
+                              OptimizerState optimizer) {
+    const std::size_t size = input.size();
+    ByteReader header(input, size, path);
+    unsigned char head[24] = {};  // magic, version, element size, total size
+    if (size < 32 || !input.read(0, head, sizeof head) ||
+        std::memcmp(head, kCheckpointMagic, 8) != 0) {
         header.fail("not a nanogpt checkpoint (bad magic or too short)");
     }
     std::uint32_t version = 0, element_bytes = 0;
     std::uint64_t total_size = 0;
-    std::memcpy(&version, bytes.data() + 8, 4);
-    std::memcpy(&element_bytes, bytes.data() + 12, 4);
-    std::memcpy(&total_size, bytes.data() + 16, 8);
+    std::memcpy(&version, head + 8, 4);
+    std::memcpy(&element_bytes, head + 12, 4);
+    std::memcpy(&total_size, head + 16, 8);
     if (version < 1 || version > kCheckpointVersion) {
         header.fail("format version " + std::to_string(version) + ", this build reads versions 1 to " +
                     std::to_string(kCheckpointVersion));
     }
-    if (total_size != bytes.size()) {
-        header.fail("file has " + std::to_string(bytes.size()) + " bytes but its header says " +
-                    std::to_string(total_size) + (total_size > bytes.size() ? " (truncated)" : ""));
+    if (total_size != size) {
+        header.fail("file has " + std::to_string(size) + " bytes but its header says " +
+                    std::to_string(total_size) + (total_size > size ? " (truncated)" : ""));
     }
-    const std::size_t body = bytes.size() - sizeof(std::uint64_t);
+    const std::size_t body = size - sizeof(std::uint64_t);
     std::uint64_t stored_hash = 0;
-    std::memcpy(&stored_hash, bytes.data() + body, sizeof(stored_hash));
-    if (stored_hash != detail::fnv1a(bytes.data(), body))
+    if (!input.read(body, &stored_hash, sizeof(stored_hash)) || stored_hash != input.hash(body))
         header.fail("checksum mismatch (file is corrupt)");
     if (element_bytes != sizeof(T)) {
         header.fail("stores " + std::to_string(element_bytes) + "-byte elements, expected " +
                     std::to_string(sizeof(T)));
     }
 
-    detail::ByteReader r(bytes, body, path);
+    ByteReader r(input, body, path);
     (void)r.get<std::uint64_t>("magic");
     (void)r.get<std::uint64_t>("version");
     (void)r.get<std::uint64_t>("size");
@@ -348,20 +412,49 @@ Checkpoint<T> parse_checkpoint(const std::vector<unsigned char>& bytes, const st
         ck.adamw.weight_decay = r.get<double>("optimizer");
         ck.adamw_steps = r.get<std::int64_t>("optimizer");
         if (n > r.remaining() / sizeof(T) / 2) r.fail("truncated in optimizer");
-        ck.adamw_m.resize(static_cast<std::size_t>(n));
-        ck.adamw_v.resize(static_cast<std::size_t>(n));
-        r.get_array(ck.adamw_m.data(), n, "optimizer");
-        r.get_array(ck.adamw_v.data(), n, "optimizer");
+        if (optimizer == OptimizerState::load) {
+            ck.adamw_m.resize(static_cast<std::size_t>(n));
+            ck.adamw_v.resize(static_cast<std::size_t>(n));
+            r.get_array(ck.adamw_m.data(), n, "optimizer");
+            r.get_array(ck.adamw_v.data(), n, "optimizer");
+        } else {
+            r.skip_array<T>(2 * n, "optimizer");
+            ck.has_optimizer = false;  // not loaded, so restore() leaves the optimizer alone
+        }
     }
     if (r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " unexpected trailing bytes");
     return ck;
 }
 
-/// Reads and validates a checkpoint written by save_checkpoint (any version up to
-/// kCheckpointVersion) with the same element type.
+}  // namespace detail
+
+/// Validates and decodes the bytes of a checkpoint file; `path` names it in errors.
 template <class T>
-Checkpoint<T> load_checkpoint(const std::string& path) {
-    return parse_checkpoint<T>(read_file_bytes(path, "checkpoint"), path);
+Checkpoint<T> parse_checkpoint(const std::vector<unsigned char>& bytes, const std::string& path,
+                               OptimizerState optimizer = OptimizerState::load) {
+    detail::CheckpointInput input(bytes);
+    return detail::read_checkpoint<T>(input, path, optimizer);
+}
+
+/// Reads and validates a checkpoint written by save_checkpoint (any version up to
+/// kCheckpointVersion) with the same element type. The file is read in pieces straight into the
+/// returned weights (and moments), so the peak memory is what the Checkpoint holds.
+template <class T>
+Checkpoint<T> load_checkpoint(const std::string& path,
+                              OptimizerState optimizer = OptimizerState::load) {
+    struct Close {
+        void operator()(std::FILE* f) const { std::fclose(f); }
+    };
+    const std::string who = "checkpoint '" + path + "'";
+    errno = 0;
+    std::unique_ptr<std::FILE, Close> file(std::fopen(path.c_str(), "rb"));
+    if (!file) detail::io_fail(who, "cannot open file", errno);
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) detail::io_fail(who, "not a regular file", 0);
+    const auto size = std::filesystem::file_size(path, ec);
+    if (ec) detail::io_fail(who, "cannot read its size", ec.value());
+    detail::CheckpointInput input(file.get(), static_cast<std::size_t>(size));
+    return detail::read_checkpoint<T>(input, path, optimizer);
 }
 
 }  // namespace nanogpt

@@ -5,7 +5,7 @@
 // OPTIONAL: this header includes <mpi.h>, so the umbrella nanogpt.hpp does not include it and the
 // library stays dependency-free. Builds on parameters.hpp (all gradients in one contiguous buffer,
 // so the average is a single collective). See examples/train.cpp (built as train_mpi with
-// -DNANOGPT_WITH_MPI=ON) for a trainer that uses it; README "Data-parallel training with MPI".
+// -DNANOGPT_WITH_MPI=ON) for a trainer that uses it; docs/mpi.md.
 #pragma once
 
 #include <mpi.h>

@@ -1,25 +1,54 @@
-// kv_cache.hpp — generation without recomputing the prefix. Each layer keeps the keys and values
-// of every position seen so far; a new token then needs one row through each matrix (reading the
-// weights once) and one attention row against the cache, instead of a forward over the whole
-// context. Runs the raw forward kernels of ops/*.hpp directly (no tape, no graph memory).
+// kv_cache.hpp — generation without recomputing the prefix. Each attention layer keeps the keys
+// and values of every position seen so far; a new token then needs one row through each matrix
+// (reading the weights once) and one attention row against the cache, instead of a forward over
+// the whole context. The model runs its usual layers: Block::forward takes an optional
+// KVCacheLayer, and only the attention core differs (KVCacheLayer::attend below instead of the
+// fused causal_self_attention). It has no backward: generation runs under NoGradGuard.
 //
 // The cache holds a window [start, start + length) of the token sequence. GPT::generate crops the
 // context to the last block_size tokens, as nanoGPT does; once the window has to slide, position
 // embeddings of every cached token change, so the cache is rebuilt from the new window. Results
-// match the no-cache path up to float rounding. Builds on layers.hpp; read next: model.hpp.
+// match the no-cache path up to float rounding. Builds on tensor.hpp; read next: layers.hpp.
 #pragma once
 
 #include <algorithm>  // std::max, std::copy
 #include <cmath>      // std::sqrt
-#include <cstdint>    // std::int64_t, std::int32_t
+#include <cstdint>    // std::int64_t
+#include <limits>     // std::numeric_limits
+#include <stdexcept>  // std::invalid_argument, std::out_of_range
+#include <string>     // std::string, std::to_string
 #include <vector>     // std::vector
 
 #include <nanogpt/config.hpp>
 #include <nanogpt/detail/fast_math.hpp>
+#include <nanogpt/detail/op_support.hpp>
 #include <nanogpt/detail/parallel.hpp>
-#include <nanogpt/layers.hpp>
+#include <nanogpt/tensor.hpp>
 
 namespace nanogpt {
+
+template <class T>
+class KVCache;
+
+/// One attention layer's part of a KVCache, handed to Block::forward; a default-constructed one
+/// means "no cache" (the training forward).
+template <class T>
+class KVCacheLayer {
+public:
+    KVCacheLayer() = default;
+    KVCacheLayer(KVCache<T>* cache, std::int64_t layer) : cache_(cache), layer_(layer) {}
+
+    explicit operator bool() const { return cache_ != nullptr; }
+
+    /// Appends the keys and values of qkv's n rows (the next n positions of the window) and
+    /// returns the causal attention of their queries over every cached position. qkv is c_attn's
+    /// output (1, n, 3C); the result is (1, n, C), like causal_self_attention's.
+    Tensor<T> attend(const Tensor<T>& qkv) const { return cache_->attend(layer_, qkv); }
+
+private:
+    KVCache<T>* cache_ = nullptr;
+    std::int64_t layer_ = 0;
+};
 
 template <class T>
 class KVCache {
@@ -27,73 +56,52 @@ public:
     explicit KVCache(const GPTConfig& config)
         : config_(config),
           keys_(static_cast<std::size_t>(config.n_layer * config.block_size * config.n_embd)),
-          values_(keys_.size()) {}
+          values_(keys_.size()),
+          lengths_(static_cast<std::size_t>(config.n_layer), 0) {}
 
+    /// Token index of window position 0.
     std::int64_t start() const { return start_; }
-    std::int64_t length() const { return length_; }
+    /// Cached positions (those every layer has seen).
+    std::int64_t length() const { return lengths_.back(); }
     /// Forgets every cached position; the next window begins at token index `start`.
     void reset(std::int64_t start) {
         start_ = start;
-        length_ = 0;
+        std::fill(lengths_.begin(), lengths_.end(), 0);
     }
 
-    /// Runs n new tokens (positions length() .. length() + n - 1 of the window) through the model,
-    /// appends their keys and values, and writes the last token's logits [V] to `logits`.
-    void forward(const std::int32_t* tokens, std::int64_t n, const Embedding<T>& wte,
-                 const Embedding<T>& wpe, const std::vector<Block<T>>& blocks,
-                 const LayerNorm<T>& ln_f, T* logits) {
-        const std::int64_t C = config_.n_embd, pos0 = length_;
-        ensure_scratch(n);
-        check_token_ids(tokens, n, config_.vocab_size, "KVCache::forward");
-        T* x = x_.data();  // (n, C): the residual stream of the new tokens
-        for (std::int64_t i = 0; i < n; ++i)
-            for (std::int64_t c = 0; c < C; ++c)
-                x[i * C + c] =
-                    wte.weight.data()[tokens[i] * C + c] + wpe.weight.data()[(pos0 + i) * C + c];
-        for (std::size_t l = 0; l < blocks.size(); ++l) {
-            const Block<T>& block = blocks[l];
-            layernorm_rows(block.ln_1, x, n);                                     // h = ln_1(x)
-            linear_rows(block.attn.c_attn, h_.data(), n, C, 3 * C, qkv_.data());  // (n, 3C)
-            append_keys_values(static_cast<std::int64_t>(l), n);
-            attend(static_cast<std::int64_t>(l), n);  // y: (n, C)
-            linear_rows(block.attn.c_proj, y_.data(), n, C, C, proj_.data());
-            kernels::add_forward(x, x, proj_.data(), 1, n * C);  // x += attn
-            layernorm_rows(block.ln_2, x, n);
-            linear_rows(block.mlp.c_fc, h_.data(), n, C, 4 * C, fc_.data());  // (n, 4C)
-            kernels::gelu_forward(fc_.data(), fc_.data(), n * 4 * C);
-            linear_rows(block.mlp.c_proj, fc_.data(), n, 4 * C, C, proj_.data());
-            kernels::add_forward(x, x, proj_.data(), 1, n * C);  // x += mlp
+    /// The part of the cache for block `layer` (0 .. n_layer - 1).
+    KVCacheLayer<T> layer(std::int64_t layer) {
+        if (layer < 0 || layer >= config_.n_layer) {
+            throw std::out_of_range("KVCache::layer: " + std::to_string(layer) + " is not in [0, " +
+                                    std::to_string(config_.n_layer) + ")");
         }
-        length_ += n;
-        layernorm_rows(ln_f, x + (n - 1) * C, 1);  // only the last position predicts
-        kernels::linear_forward(logits, h_.data(), wte.weight.data(),
-                                static_cast<const T*>(nullptr), 1, C, config_.vocab_size);
+        return KVCacheLayer<T>(this, layer);
     }
 
 private:
-    void ensure_scratch(std::int64_t n) {
-        const auto rows = static_cast<std::size_t>(std::max(n, std::int64_t{1}));
-        const auto C = static_cast<std::size_t>(config_.n_embd);
-        if (x_.size() >= rows * C) return;
-        x_.resize(rows * C);
-        h_.resize(rows * C);
-        y_.resize(rows * C);
-        proj_.resize(rows * C);
-        qkv_.resize(rows * 3 * C);
-        fc_.resize(rows * 4 * C);
-        stats_.resize(2 * rows);
-        scores_.resize(rows * static_cast<std::size_t>(config_.n_head * config_.block_size));
-    }
+    friend class KVCacheLayer<T>;
 
-    void layernorm_rows(const LayerNorm<T>& ln, const T* x, std::int64_t n) {
-        kernels::layernorm_forward(h_.data(), stats_.data(), stats_.data() + n, x, ln.weight.data(),
-                                   ln.bias.defined() ? ln.bias.data() : nullptr, n, config_.n_embd);
-    }
-
-    static void linear_rows(const Linear<T>& layer, const T* in, std::int64_t n, std::int64_t C,
-                            std::int64_t OC, T* out) {
-        kernels::linear_forward(out, in, layer.weight.data(),
-                                layer.bias.defined() ? layer.bias.data() : nullptr, n, C, OC);
+    Tensor<T> attend(std::int64_t l, const Tensor<T>& qkv) {
+        const std::int64_t C = config_.n_embd, n = qkv.dim() == 3 ? qkv.size(1) : 0;
+        const std::int64_t length = lengths_[static_cast<std::size_t>(l)];
+        detail::require(qkv.dim() == 3 && qkv.size(0) == 1 && qkv.size(2) == 3 * C, "KVCache",
+                        [&] {
+                            return "qkv must be (1, n, 3 * n_embd = " + std::to_string(3 * C) +
+                                   "), got " + qkv.shape().to_string();
+                        });
+        detail::require(n >= 1 && length + n <= config_.block_size, "KVCache", [&] {
+            return std::to_string(n) + " new positions after " + std::to_string(length) +
+                   " cached ones exceed block_size = " + std::to_string(config_.block_size);
+        });
+        detail::require(!detail::any_requires_grad(qkv), "KVCache", [] {
+            return std::string("attention against the cache has no backward; run it under "
+                               "NoGradGuard");
+        });
+        append_keys_values(l, qkv.data(), n, length);
+        Tensor<T> y = Tensor<T>::graph_output(Shape{1, n, C}, false);  // (1, n, C)
+        attend_rows(y.data(), qkv.data(), n, length, layer_keys(l), layer_values(l));
+        lengths_[static_cast<std::size_t>(l)] = length + n;
+        return y;
     }
 
     T* layer_keys(std::int64_t l) { return keys_.data() + l * config_.block_size * config_.n_embd; }
@@ -101,26 +109,29 @@ private:
         return values_.data() + l * config_.block_size * config_.n_embd;
     }
 
-    void append_keys_values(std::int64_t l, std::int64_t n) {
+    void append_keys_values(std::int64_t l, const T* qkv, std::int64_t n, std::int64_t length) {
         const std::int64_t C = config_.n_embd;
         for (std::int64_t i = 0; i < n; ++i) {
-            const T* row = qkv_.data() + i * 3 * C;
-            std::copy(row + C, row + 2 * C, layer_keys(l) + (length_ + i) * C);
-            std::copy(row + 2 * C, row + 3 * C, layer_values(l) + (length_ + i) * C);
+            const T* row = qkv + i * 3 * C;
+            std::copy(row + C, row + 2 * C, layer_keys(l) + (length + i) * C);
+            std::copy(row + 2 * C, row + 3 * C, layer_values(l) + (length + i) * C);
         }
     }
 
-    /// Causal attention of the n new positions against every cached position up to their own.
-    void attend(std::int64_t l, std::int64_t n) {
+    /// Causal attention of the n new positions (after `length` cached ones) against every cached
+    /// position up to their own: y (n, C) from the queries in qkv (n, 3C) and the layer's K, V.
+    void attend_rows(T* y_out, const T* qkv, std::int64_t n, std::int64_t length, const T* K,
+                     const T* V) {
         const std::int64_t C = config_.n_embd, NH = config_.n_head, hs = C / NH,
                            S = config_.block_size;
         const T scale = T(1) / std::sqrt(static_cast<T>(hs));
-        const T* K = layer_keys(l);
-        const T* V = layer_values(l);
+        const auto needed = static_cast<std::size_t>(n * NH * S);
+        if (scores_.size() < needed) scores_.resize(needed);  // grows once, shared by the layers
+        T* scores = scores_.data();
         detail::parallel_for(n * NH, [&](std::int64_t task) {
-            const std::int64_t i = task / NH, h = task % NH, visible = length_ + i + 1;
-            const T* q = qkv_.data() + i * 3 * C + h * hs;
-            T* p = scores_.data() + task * S;
+            const std::int64_t i = task / NH, h = task % NH, visible = length + i + 1;
+            const T* q = qkv + i * 3 * C + h * hs;
+            T* p = scores + task * S;
             T maxv = -std::numeric_limits<T>::infinity();
             for (std::int64_t t = 0; t < visible; ++t) {
                 T s = 0;
@@ -133,7 +144,7 @@ private:
                 p[t] = detail::exp_fast(p[t] - maxv);
                 total += p[t];
             }
-            T* y = y_.data() + i * C + h * hs;
+            T* y = y_out + i * C + h * hs;
             for (std::int64_t d = 0; d < hs; ++d) y[d] = 0;
             for (std::int64_t t = 0; t < visible; ++t) {
                 const T w = p[t] / total;
@@ -143,10 +154,10 @@ private:
     }
 
     GPTConfig config_;
-    std::vector<T> keys_, values_;                                 // (n_layer, block_size, C) each
-    std::vector<T> x_, h_, y_, proj_, qkv_, fc_, stats_, scores_;  // scratch, grown once
-    std::int64_t start_ = 0;   // token index of window position 0
-    std::int64_t length_ = 0;  // cached positions
+    std::vector<T> keys_, values_;       // (n_layer, block_size, C) each
+    std::vector<std::int64_t> lengths_;  // cached positions per layer
+    std::vector<T> scores_;              // scratch: (n, n_head, block_size)
+    std::int64_t start_ = 0;
 };
 
 }  // namespace nanogpt

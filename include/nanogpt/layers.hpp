@@ -1,7 +1,7 @@
 // layers.hpp — the building blocks of a GPT in nanoGPT's order: Linear, Embedding, LayerNorm,
 // Dropout, CausalSelfAttention, MLP, Block. Each layer takes its parameters from the model's
 // single buffer (parameters.hpp) under GPT-2's names, and its forward is a few differentiable ops.
-// Builds on ops/*.hpp; read next: config.hpp.
+// Builds on ops/*.hpp and kv_cache.hpp; read next: config.hpp.
 #pragma once
 
 #include <cmath>    // std::sqrt
@@ -9,6 +9,7 @@
 #include <memory>   // std::shared_ptr
 #include <string>   // std::string
 
+#include <nanogpt/kv_cache.hpp>
 #include <nanogpt/random.hpp>
 #include <nanogpt/ops/attention.hpp>
 #include <nanogpt/ops/elementwise.hpp>
@@ -121,14 +122,21 @@ struct CausalSelfAttention {
                Linear<T>::num_parameters(s.n_embd, s.n_embd, s.bias);
     }
 
-    Tensor<T> forward(const Tensor<T>& x) const {
+    /// With a cache (generation), x holds only the new positions and attention also sees the
+    /// cached ones.
+    Tensor<T> forward(const Tensor<T>& x, const KVCacheLayer<T>& cache = {}) const {
         const Tensor<T> qkv = c_attn.forward(x);  // (B, T, 3C)
+        const Tensor<T> y = cache ? cache.attend(qkv) : attention(qkv);  // (B, T, C)
+        return resid_dropout.forward(c_proj.forward(y));                 // (B, T, C)
+    }
+
+    /// The attention core of the training forward: all heads over T causal positions.
+    Tensor<T> attention(const Tensor<T>& qkv) const {
         const bool drop = attn_dropout.control->training && attn_dropout.p > 0.0;
         const double p = drop ? attn_dropout.p : 0.0;
         const std::uint64_t seed = drop ? attn_dropout.control->rng.next_u64() : 0;
-        const Tensor<T> y = fused ? causal_self_attention(qkv, n_head, p, seed)  // (B, T, C)
-                                  : composed_causal_self_attention(qkv, n_head, p, seed);
-        return resid_dropout.forward(c_proj.forward(y));  // (B, T, C)
+        return fused ? causal_self_attention(qkv, n_head, p, seed)  // (B, T, C)
+                     : composed_causal_self_attention(qkv, n_head, p, seed);
     }
 };
 
@@ -177,9 +185,9 @@ struct Block {
                CausalSelfAttention<T>::num_parameters(s) + MLP<T>::num_parameters(s);
     }
 
-    Tensor<T> forward(Tensor<T> x) const {
-        x = add(x, attn.forward(ln_1.forward(x)));  // (B, T, C)
-        x = add(x, mlp.forward(ln_2.forward(x)));   // (B, T, C)
+    Tensor<T> forward(Tensor<T> x, const KVCacheLayer<T>& cache = {}) const {
+        x = add(x, attn.forward(ln_1.forward(x), cache));  // (B, T, C)
+        x = add(x, mlp.forward(ln_2.forward(x)));          // (B, T, C)
         return x;
     }
 };

@@ -34,19 +34,22 @@ public:
 
     /// Builds and initialises the model (GPT-2's scheme) from `seed`; validates the config.
     explicit GPT(const GPTConfig& config, std::uint64_t seed = 1337)
-        : config_((config.validate(), config)),
-          params_(config.num_parameters(), seed),
-          dropout_(
-              std::make_shared<DropoutControl>(DropoutControl{true, Random(splitmix64(seed))})),
-          wte_(params_, "wte", config.vocab_size, config.n_embd),
-          wpe_(params_, "wpe", config.block_size, config.n_embd),
-          drop_{config.dropout, dropout_},
-          blocks_(make_blocks()),
-          ln_f_(params_, "ln_f", config.n_embd, config.bias),
-          positions_(Shape{config.block_size}) {
-        std::iota(positions_.data(), positions_.data() + config.block_size, 0);
-        if (params_.used() != params_.size())
-            throw std::logic_error("GPT: parameter count formula is wrong");
+        : GPT(config, Parameters<T>((config.validate(), config.num_parameters()), seed), seed) {}
+
+    /// A model for sampling only, in eval mode: `weights` (config.num_parameters() of them, in
+    /// parameter order, as a checkpoint stores them) become its parameters, with no gradient
+    /// buffer, so it holds the weights' memory once (a training model: twice, and AdamW twice
+    /// more). forward and generate work as usual; backward and optimizers do not apply.
+    static GPT for_inference(const GPTConfig& config, std::vector<T> weights) {
+        config.validate();
+        if (static_cast<std::int64_t>(weights.size()) != config.num_parameters()) {
+            throw std::invalid_argument("GPT::for_inference: " + std::to_string(weights.size()) +
+                                        " weights, the configuration needs " +
+                                        std::to_string(config.num_parameters()));
+        }
+        GPT model(config, Parameters<T>::for_inference(std::move(weights)), 1337);
+        model.eval();
+        return model;
     }
 
     /// Logits for every position of idx [B, T]; with targets [B, T] also the mean loss.
@@ -61,6 +64,23 @@ public:
         Output out{linear(x, wte_.weight), Tensor<T>()};  // (B, T, V): lm_head shares wte
         if (targets.defined()) out.loss = cross_entropy(out.logits, targets);  // (1)
         return out;
+    }
+
+    /// Logits (1, T, vocab_size) for idx [1, T], the positions right after those already in
+    /// `cache`, which then holds them too: a generation step (no loss; use it under NoGradGuard).
+    /// Starts a new graph, like forward.
+    Output forward(const Tensor<std::int32_t>& idx, KVCache<T>& cache) {
+        if (idx.dim() != 2 || idx.size(0) != 1) {
+            throw std::invalid_argument("GPT::forward: with a KV cache idx must be [1, T], got " +
+                                        idx.shape().to_string());
+        }
+        if (Tape::current().grad_enabled()) {
+            throw std::invalid_argument(
+                "GPT::forward: attention against a KV cache has no backward; run it under "
+                "NoGradGuard");
+        }
+        const Tensor<T> x = hidden_states(idx, &cache);  // (1, T, C)
+        return {linear(x, wte_.weight), Tensor<T>()};     // (1, T, V)
     }
 
     /// Appends max_new_tokens sampled tokens to `tokens` (cropping the context to block_size),
@@ -92,10 +112,9 @@ public:
             if (use_kv_cache) {
                 if (cache.start() != start) cache.reset(start);  // the window slid: rebuild
                 const std::int64_t first = start + cache.length();
-                cache.forward(tokens.data() + first, size - first, wte_, wpe_, blocks_, ln_f_,
-                              logits.data());
+                last_logits(tokens.data() + first, size - first, logits.data(), &cache);
             } else {
-                last_logits_uncached(tokens.data() + start, size - start, logits.data());
+                last_logits(tokens.data() + start, size - start, logits.data(), nullptr);
             }
             for (T v : logits) {
                 if (!std::isfinite(static_cast<double>(v))) {
@@ -144,6 +163,22 @@ public:
     }
 
 private:
+    GPT(const GPTConfig& config, Parameters<T> params, std::uint64_t seed)
+        : config_(config),
+          params_(std::move(params)),
+          dropout_(
+              std::make_shared<DropoutControl>(DropoutControl{true, Random(splitmix64(seed))})),
+          wte_(params_, "wte", config.vocab_size, config.n_embd),
+          wpe_(params_, "wpe", config.block_size, config.n_embd),
+          drop_{config.dropout, dropout_},
+          blocks_(make_blocks()),
+          ln_f_(params_, "ln_f", config.n_embd, config.bias),
+          positions_(Shape{config.block_size}) {
+        std::iota(positions_.data(), positions_.data() + config.block_size, 0);
+        if (params_.used() != params_.size())
+            throw std::logic_error("GPT: parameter count formula is wrong");
+    }
+
     /// Sets training mode for a scope and restores the previous mode when it ends.
     struct ModeGuard {
         GPT& model;
@@ -154,11 +189,13 @@ private:
         ModeGuard& operator=(const ModeGuard&) = delete;
     };
 
-    /// nanoGPT-style step: a forward over the whole context, then the head on the last row only.
-    void last_logits_uncached(const std::int32_t* context, std::int64_t len, T* logits) {
+    /// One generation step: the forward over `len` tokens, then the head on the last row only.
+    /// Without a cache the tokens are the whole context (nanoGPT's way); with one they are the
+    /// positions after the cached ones, which the cache then holds too.
+    void last_logits(const std::int32_t* tokens, std::int64_t len, T* logits, KVCache<T>* cache) {
         Tensor<std::int32_t> idx(Shape{1, len});
-        std::copy(context, context + len, idx.data());
-        Tensor<T> x = hidden_states(idx);  // (1, len, C)
+        std::copy(tokens, tokens + len, idx.data());
+        Tensor<T> x = hidden_states(idx, cache);  // (1, len, C)
         kernels::linear_forward(logits, x.data() + (len - 1) * config_.n_embd, wte_.weight.data(),
                                 static_cast<const T*>(nullptr), 1, config_.n_embd,
                                 config_.vocab_size);
@@ -176,24 +213,31 @@ private:
         return blocks;
     }
 
-    Tensor<T> hidden_states(const Tensor<std::int32_t>& idx) {
+    /// The blocks' output after ln_f for idx [B, T]; with a cache, idx holds the positions after
+    /// the cached ones (B = 1).
+    Tensor<T> hidden_states(const Tensor<std::int32_t>& idx, KVCache<T>* cache = nullptr) {
         if (idx.dim() != 2) {
             throw std::invalid_argument("GPT::forward: idx must be [B, T], got " +
                                         idx.shape().to_string());
         }
-        const std::int64_t t = idx.size(1);
-        if (t < 1 || t > config_.block_size) {
+        const std::int64_t t = idx.size(1), pos0 = cache ? cache->length() : 0;
+        if (t < 1 || pos0 + t > config_.block_size) {
             throw std::invalid_argument(
-                "GPT::forward: sequence length " + std::to_string(t) +
+                "GPT::forward: sequence length " + std::to_string(pos0 + t) +
                 " is outside [1, block_size = " + std::to_string(config_.block_size) + "]");
         }
         // Validate before begin_graph, so a bad call leaves the caller's previous graph intact.
         check_token_ids(idx.data(), idx.numel(), config_.vocab_size, "GPT::forward");
         Tape::current().begin_graph();
-        const auto pos = Tensor<std::int32_t>::view(Shape{t}, positions_.data(), nullptr);  // (T)
-        Tensor<T> x = drop_.forward(add(wte_.forward(idx), wpe_.forward(pos)));  // (B, T, C)
-        for (const auto& block : blocks_) x = block.forward(x);                  // (B, T, C)
-        return ln_f_.forward(x);                                                 // (B, T, C)
+        const auto pos =
+            Tensor<std::int32_t>::view(Shape{t}, positions_.data() + pos0, nullptr);  // (T)
+        Tensor<T> x = drop_.forward(add(wte_.forward(idx), wpe_.forward(pos)));     // (B, T, C)
+        for (std::size_t l = 0; l < blocks_.size(); ++l) {
+            const auto index = static_cast<std::int64_t>(l);
+            const KVCacheLayer<T> layer = cache ? cache->layer(index) : KVCacheLayer<T>();
+            x = blocks_[l].forward(x, layer);  // (B, T, C)
+        }
+        return ln_f_.forward(x);  // (B, T, C)
     }
 
     GPTConfig config_;

@@ -12,17 +12,11 @@
 #include <type_traits>  // std::is_same_v
 #include <vector>       // std::vector
 
-#include <nanogpt/detail/cpu_features.hpp>
+#include <nanogpt/detail/adamw_kernels.hpp>  // AdamWScalars, adamw_span_avx512 / _neon
+#include <nanogpt/detail/cpu_features.hpp>   // NANOGPT_X86_SIMD, NANOGPT_ALWAYS_INLINE
 #include <nanogpt/detail/parallel.hpp>
 #include <nanogpt/detail/reduce.hpp>
 #include <nanogpt/parameters.hpp>
-
-#ifdef NANOGPT_X86_SIMD
-#include <immintrin.h>  // the AVX-512 AdamW loop
-#endif
-#ifdef NANOGPT_ARM_NEON
-#include <arm_neon.h>  // the NEON AdamW loop
-#endif
 
 namespace nanogpt {
 
@@ -58,19 +52,14 @@ struct AdamWConfig {
 };
 
 namespace kernels {
-/// The per-update constants of adamw_update, shared by its plain, AVX-512 and NEON loops.
-template <class T>
-struct AdamWScalars {
-    T b1, b2, step_size, inv_sqrt_bias2, decay, eps, grad_scale;
-};
-
-/// Elements [begin, end) of one AdamW update: the plain loop, any T.
+/// Elements [begin, end) of one AdamW update: the plain loop, any T. For float on an AVX-512
+/// CPU, adamw_update runs detail/adamw_kernels.hpp's vector loop instead, checked against this.
 /// Returns 0 when every updated weight and second moment is finite, NaN otherwise: x * 0 is NaN
 /// exactly for infinite or NaN x, so the check is a multiply-add per value (a non-finite first
 /// moment makes its weight non-finite too).
 template <class T>
-[[gnu::always_inline]] inline T adamw_span(T* param, const T* grad, T* m, T* v, std::int64_t begin,
-                                           std::int64_t end, const AdamWScalars<T>& s) {
+NANOGPT_ALWAYS_INLINE inline T adamw_span(T* param, const T* grad, T* m, T* v, std::int64_t begin,
+                                          std::int64_t end, const AdamWScalars<T>& s) {
     T check = 0;
     for (std::int64_t i = begin; i < end; ++i) {
         const T g = grad[i] * s.grad_scale;
@@ -82,86 +71,6 @@ template <class T>
     }
     return check;
 }
-
-#ifdef NANOGPT_X86_SIMD
-/// adamw_span for float with AVX-512, 16 elements at a time. std::sqrt may set errno, and g++
-/// and clang compile with -fmath-errno by default, so no compiler vectorises the plain loop: it
-/// ran one element at a time. The same
-/// operations in the same order, so each element's result is the plain loop's bar FMA contraction.
-__attribute__((target("avx512f"))) inline float adamw_span_avx512(float* param, const float* grad,
-                                                                  float* m, float* v,
-                                                                  std::int64_t begin,
-                                                                  std::int64_t end,
-                                                                  const AdamWScalars<float>& s) {
-    const __m512 b1 = _mm512_set1_ps(s.b1), one_minus_b1 = _mm512_set1_ps(1.0f - s.b1);
-    const __m512 b2 = _mm512_set1_ps(s.b2), one_minus_b2 = _mm512_set1_ps(1.0f - s.b2);
-    const __m512 step_size = _mm512_set1_ps(s.step_size), decay = _mm512_set1_ps(s.decay);
-    const __m512 inv_sqrt_bias2 = _mm512_set1_ps(s.inv_sqrt_bias2), eps = _mm512_set1_ps(s.eps);
-    const __m512 scale = _mm512_set1_ps(s.grad_scale);
-    // The zero-masking sqrt with every lane on is the plain one; g++ 12 warns (maybe-uninitialized)
-    // about _mm512_sqrt_ps's undefined pass-through operand.
-    const __mmask16 all = 0xFFFF;
-    const __m512 zero = _mm512_setzero_ps();
-    __m512 check = zero;  // as in adamw_span
-    std::int64_t i = begin;
-    for (; i + 16 <= end; i += 16) {
-        const __m512 g = _mm512_mul_ps(_mm512_loadu_ps(grad + i), scale);
-        const __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_loadu_ps(m + i)),
-                                        _mm512_mul_ps(one_minus_b1, g));
-        const __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_loadu_ps(v + i)),
-                                        _mm512_mul_ps(_mm512_mul_ps(one_minus_b2, g), g));
-        _mm512_storeu_ps(m + i, mi);
-        _mm512_storeu_ps(v + i, vi);
-        const __m512 denom =
-            _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_sqrt_ps(all, vi), inv_sqrt_bias2), eps);
-        const __m512 pi = _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(param + i), decay),
-                                        _mm512_div_ps(_mm512_mul_ps(step_size, mi), denom));
-        _mm512_storeu_ps(param + i, pi);
-        check = _mm512_add_ps(check, _mm512_add_ps(_mm512_mul_ps(pi, zero), _mm512_mul_ps(vi, zero)));
-    }
-    // Summed lane by lane: g++ 12 -Werror rejects _mm512_reduce_add_ps (maybe-uninitialized).
-    float lanes[16];
-    _mm512_storeu_ps(lanes, check);
-    float total = adamw_span(param, grad, m, v, i, end, s);  // the last few
-    for (const float lane : lanes) total += lane;
-    return total;
-}
-#endif
-
-#ifdef NANOGPT_ARM_NEON
-/// adamw_span for float with NEON, 4 elements at a time, for the same reason as the AVX-512 loop
-/// above (the plain loop's std::sqrt keeps it scalar); same operations in the same order, and the
-/// same finiteness check.
-inline float adamw_span_neon(float* param, const float* grad, float* m, float* v,
-                             std::int64_t begin, std::int64_t end, const AdamWScalars<float>& s) {
-    const float32x4_t b1 = vdupq_n_f32(s.b1), one_minus_b1 = vdupq_n_f32(1.0f - s.b1);
-    const float32x4_t b2 = vdupq_n_f32(s.b2), one_minus_b2 = vdupq_n_f32(1.0f - s.b2);
-    const float32x4_t step_size = vdupq_n_f32(s.step_size), decay = vdupq_n_f32(s.decay);
-    const float32x4_t inv_sqrt_bias2 = vdupq_n_f32(s.inv_sqrt_bias2), eps = vdupq_n_f32(s.eps);
-    const float32x4_t scale = vdupq_n_f32(s.grad_scale), zero = vdupq_n_f32(0.0f);
-    float32x4_t check = zero;  // as in adamw_span
-    std::int64_t i = begin;
-    for (; i + 4 <= end; i += 4) {
-        const float32x4_t g = vmulq_f32(vld1q_f32(grad + i), scale);
-        const float32x4_t mi =
-            vaddq_f32(vmulq_f32(b1, vld1q_f32(m + i)), vmulq_f32(one_minus_b1, g));
-        const float32x4_t vi =
-            vaddq_f32(vmulq_f32(b2, vld1q_f32(v + i)), vmulq_f32(vmulq_f32(one_minus_b2, g), g));
-        vst1q_f32(m + i, mi);
-        vst1q_f32(v + i, vi);
-        const float32x4_t denom = vaddq_f32(vmulq_f32(vsqrtq_f32(vi), inv_sqrt_bias2), eps);
-        const float32x4_t pi = vsubq_f32(vmulq_f32(vld1q_f32(param + i), decay),
-                                         vdivq_f32(vmulq_f32(step_size, mi), denom));
-        vst1q_f32(param + i, pi);
-        check = vaddq_f32(check, vaddq_f32(vmulq_f32(pi, zero), vmulq_f32(vi, zero)));
-    }
-    float lanes[4];
-    vst1q_f32(lanes, check);
-    float total = adamw_span(param, grad, m, v, i, end, s);  // the last few
-    for (const float lane : lanes) total += lane;
-    return total;
-}
-#endif
 
 // grad_scale multiplies every gradient as it is read (gradient clipping folded into the update,
 // which saves a read and a write of the whole gradient buffer; 1 leaves them as they are).
@@ -184,21 +93,29 @@ void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr
     const std::int64_t chunk = kAdamWChunk;
     [[maybe_unused]] const bool avx512 = detail::vector_isa() == detail::VectorIsa::avx512;
     detail::parallel_for(
-        (n + chunk - 1) / chunk, [&](std::int64_t blk) __attribute__((always_inline)) {
+        (n + chunk - 1) / chunk, [&](std::int64_t blk) NANOGPT_ALWAYS_INLINE {
             const std::int64_t begin = blk * chunk, end = std::min(n, begin + chunk);
             T check = 0;
 #if defined(NANOGPT_X86_SIMD)
             if constexpr (std::is_same_v<T, float>) {
-                if (avx512) check = adamw_span_avx512(param, grad, m, v, begin, end, s);
-                else check = adamw_span(param, grad, m, v, begin, end, s);
+                if (avx512) {
+                    const std::int64_t vectors = begin + (end - begin) / 16 * 16;
+                    check = adamw_span_avx512(param, grad, m, v, begin, vectors, s) +
+                            adamw_span(param, grad, m, v, vectors, end, s);  // the last few
+                } else {
+                    check = adamw_span(param, grad, m, v, begin, end, s);
+                }
             } else {
                 check = adamw_span(param, grad, m, v, begin, end, s);
             }
 #elif defined(NANOGPT_ARM_NEON)
-            if constexpr (std::is_same_v<T, float>)
-                check = adamw_span_neon(param, grad, m, v, begin, end, s);
-            else
+            if constexpr (std::is_same_v<T, float>) {
+                const std::int64_t vectors = begin + (end - begin) / 4 * 4;
+                check = adamw_span_neon(param, grad, m, v, begin, vectors, s) +
+                        adamw_span(param, grad, m, v, vectors, end, s);  // the last few
+            } else {
                 check = adamw_span(param, grad, m, v, begin, end, s);
+            }
 #else
             check = adamw_span(param, grad, m, v, begin, end, s);
 #endif
@@ -207,11 +124,23 @@ void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr
 }
 }  // namespace kernels
 
+namespace detail {
+/// Optimizers and clipping read the gradient buffer, which an inference model has none of.
+template <class T>
+void require_gradients(const Parameters<T>& params, const char* who) {
+    if (!params.has_gradients()) {
+        throw std::invalid_argument(std::string(who) +
+                                    ": the parameters have no gradient buffer (an inference "
+                                    "model, GPT::for_inference)");
+    }
+}
+}  // namespace detail
+
 template <class T>
 class AdamW {
 public:
     AdamW(Parameters<T>& params, const AdamWConfig& config = {})
-        : params_(&params),
+        : params_((detail::require_gradients(params, "AdamW"), &params)),
           config_((config.validate(), config)),
           m_(static_cast<std::size_t>(params.size()), T(0)),
           v_(static_cast<std::size_t>(params.size()), T(0)),
@@ -270,6 +199,7 @@ private:
 /// does not depend on the thread count.
 template <class T>
 double grad_norm(const Parameters<T>& params) {
+    detail::require_gradients(params, "grad_norm");
     const std::int64_t n = params.size(), chunk = 65536, chunks = (n + chunk - 1) / chunk;
     thread_local std::vector<double> partial_sums;  // kept between calls: no allocation per step
     partial_sums.assign(static_cast<std::size_t>(chunks), 0.0);
@@ -277,7 +207,7 @@ double grad_norm(const Parameters<T>& params) {
         partial_sums.data();  // the caller's buffer: worker threads have their own thread_locals
     const T* g = params.grad();
     detail::parallel_for(
-        chunks, [&](std::int64_t c) __attribute__((always_inline)) {
+        chunks, [&](std::int64_t c) NANOGPT_ALWAYS_INLINE {
             // sum_of's independent lanes: a single running sum would wait on every addition (GPT-2
             // has 124M gradients), and the fixed lane order keeps the result thread-independent.
             const std::int64_t begin = c * chunk, end = std::min(n, begin + chunk);
@@ -311,7 +241,7 @@ double clip_grad_norm(Parameters<T>& params, double max_norm) {
         const std::int64_t n = params.size(), chunk = 65536;
         T* g = params.grad();
         detail::parallel_for(
-            (n + chunk - 1) / chunk, [&](std::int64_t c) __attribute__((always_inline)) {
+            (n + chunk - 1) / chunk, [&](std::int64_t c) NANOGPT_ALWAYS_INLINE {
                 const std::int64_t end = std::min(n, (c + 1) * chunk);
                 for (std::int64_t i = c * chunk; i < end; ++i) g[i] *= factor;
             });

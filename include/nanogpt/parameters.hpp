@@ -4,7 +4,7 @@
 // the two buffers. One buffer means AdamW, gradient clipping, zeroing, checkpoints, safetensors
 // export and an MPI allreduce each see a single array instead of a list of tensors. The capacity
 // is fixed up front (GPTConfig knows its parameter count), so views never move. Builds on
-// tensor.hpp and random.hpp; read next: layers.hpp.
+// tensor.hpp and random.hpp; read next: kv_cache.hpp.
 #pragma once
 
 #include <cmath>      // std::sqrt
@@ -12,6 +12,7 @@
 #include <stdexcept>  // std::invalid_argument, std::logic_error
 #include <string>         // std::string
 #include <unordered_map>  // std::unordered_map
+#include <utility>        // std::move
 #include <vector>         // std::vector
 
 #include <nanogpt/detail/checked_math.hpp>
@@ -44,11 +45,25 @@ struct ParameterInfo {
 template <class T>
 class Parameters {
 public:
-    /// Room for `capacity` elements; `seed` drives every initial value, in declaration order.
+    /// Room for `capacity` elements and their gradients; `seed` drives every initial value, in
+    /// declaration order.
     explicit Parameters(std::int64_t capacity, std::uint64_t seed = 1337)
         : data_(checked_capacity(capacity)),
           grad_(static_cast<std::size_t>(capacity)),
           rng_(seed) {}
+
+    /// For inference: `values` (every parameter, in declaration order, e.g. from a checkpoint)
+    /// become the buffer, add() keeps them instead of initialising, and there is no gradient
+    /// buffer, so the views do not require grad and ops record nothing.
+    static Parameters for_inference(std::vector<T> values) {
+        Parameters p(0);
+        p.data_ = std::move(values);
+        p.given_values_ = true;
+        return p;
+    }
+
+    /// False for an inference buffer (for_inference): grad() is then null.
+    bool has_gradients() const { return grad_.size() == data_.size() && !data_.empty(); }
 
     // Views point into this object's buffers: copying would alias them, so only moving is allowed
     // (a moved std::vector keeps its heap buffer, so existing views stay valid).
@@ -71,7 +86,7 @@ public:
             throw std::invalid_argument("Parameters: duplicate name '" + name + "'");
         infos_.push_back(ParameterInfo{name, shape, used_});
         T* p = data_.data() + used_;
-        for (std::int64_t i = 0; i < n; ++i) {
+        for (std::int64_t i = 0; i < n && !given_values_; ++i) {
             if (init.kind == Init::Kind::normal) p[i] = static_cast<T>(init.std * rng_.normal());
             if (init.kind == Init::Kind::zeros) p[i] = T(0);
             if (init.kind == Init::Kind::ones) p[i] = T(1);
@@ -82,7 +97,8 @@ public:
 
     /// The view of one declared parameter.
     Tensor<T> view(const ParameterInfo& info) {
-        return Tensor<T>::view(info.shape, data_.data() + info.offset, grad_.data() + info.offset);
+        return Tensor<T>::view(info.shape, data_.data() + info.offset,
+                               has_gradients() ? grad_.data() + info.offset : nullptr);
     }
     /// Looks a parameter up by name; std::invalid_argument names it when absent.
     Tensor<T> find(const std::string& name) {
@@ -96,8 +112,8 @@ public:
     std::int64_t used() const { return used_; }
     T* data() { return data_.data(); }
     const T* data() const { return data_.data(); }
-    T* grad() { return grad_.data(); }
-    const T* grad() const { return grad_.data(); }
+    T* grad() { return has_gradients() ? grad_.data() : nullptr; }
+    const T* grad() const { return has_gradients() ? grad_.data() : nullptr; }
 
     /// On every thread: GPT-2's gradient buffer is half a gigabyte, written once per step.
     void zero_grad() {
@@ -119,6 +135,7 @@ private:
     std::unordered_map<std::string, std::size_t> index_;  // name -> position in infos_
     std::int64_t used_ = 0;
     Random rng_;
+    bool given_values_ = false;  // for_inference: add() keeps the values
 };
 
 }  // namespace nanogpt

@@ -1,5 +1,5 @@
 // sampling.hpp — picking the next token from one row of logits: temperature, then top-k, then
-// top-p (nucleus), then a draw from the seeded generator. Read next: kv_cache.hpp.
+// top-p (nucleus), then a draw from the seeded generator. Read next: model.hpp.
 #pragma once
 
 #include <algorithm>  // std::partial_sort, std::max_element

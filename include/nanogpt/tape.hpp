@@ -6,7 +6,8 @@
 // and the tape also owns the memory of one graph: activations and activation gradients come from
 // its arenas and are all forgotten by begin_graph(), which GPT::forward calls first. A tensor
 // from an older graph knows its generation, so touching it afterwards is a clear error instead
-// of reading reused memory. Builds on detail/arena.hpp; read next: tensor.hpp.
+// of reading reused memory. Ops called outside GPT::forward use a GraphScope for the same.
+// Builds on detail/arena.hpp; read next: tensor.hpp.
 #pragma once
 
 #include <array>             // std::array
@@ -325,6 +326,27 @@ private:
     bool profiling_ = false;
     double mark_ = 0.0;
     std::vector<OpProfile> profile_;
+};
+
+/// RAII scope for ops called outside GPT::forward (which manages graphs itself). Graph memory
+/// is freed only when a new graph begins, so a loop of raw ops (linear, gelu, layernorm, ...)
+/// with no backward, e.g. under NoGradGuard, would grow it every iteration; a GraphScope per
+/// iteration starts a graph on entry and frees it on exit, so the loop reuses the same memory.
+///
+///     for (...) {
+///         nanogpt::GraphScope scope;
+///         auto y = nanogpt::gelu(nanogpt::linear(x, w, b));  // graph memory
+///         result = y.to_vector();  // copy out what should outlive the scope
+///     }
+///
+/// Tensors made inside the scope, and those of the graph current before it, are invalid after
+/// it (using one throws std::logic_error). Scopes do not nest: an inner one frees the outer's.
+class GraphScope {
+public:
+    GraphScope() { Tape::current().begin_graph(); }
+    ~GraphScope() { Tape::current().begin_graph(); }
+    GraphScope(const GraphScope&) = delete;
+    GraphScope& operator=(const GraphScope&) = delete;
 };
 
 /// RAII scope in which ops record nothing (inference, evaluation).

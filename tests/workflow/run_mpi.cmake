@@ -25,7 +25,7 @@ file(MAKE_DIRECTORY "${WORK_DIR}")
 write_sample_text("${WORK_DIR}")
 run("${PREPARE}" --input=input.txt --out_dir=data)
 
-# dropout = 0: dropout masks are drawn per rank, so with dropout the runs differ (README).
+# dropout = 0: dropout masks are drawn per rank, so with dropout the runs differ (docs/mpi.md).
 set(tiny --data_dir=data --n_layer=2 --n_head=2 --n_embd=16 --block_size=16 --batch_size=4
     --gradient_accumulation_steps=2 --dropout=0 --bias=true --learning_rate=1e-2 --warmup_iters=5
     --lr_decay_iters=24 --min_lr=1e-3 --eval_interval=5 --eval_iters=2 --log_interval=1

@@ -20,6 +20,20 @@
 #define NANOGPT_ARM_NEON 1
 #endif
 
+// NANOGPT_ALWAYS_INLINE: inline this function (or lambda) into its caller whatever the
+// compiler's inlining budget. The library is compiled without -march, so loops are vectorised for
+// AVX-512 or AVX2 only inside functions compiled with those target attributes (parallel_for's
+// call_avx512 / call_avx2, the GEMM micro-kernels). A loop body, or a helper such as exp_fast,
+// gets that code only when it is inlined there; g++ inlines while a function is small enough for
+// its budget, and in a program that includes the whole library the budget runs out at places
+// that change from build to build. A body left out of line runs as plain x86-64 (SSE2) code,
+// several times slower. With other compilers the macro is empty: the same results, maybe slower.
+#if defined(__GNUC__) || defined(__clang__)
+#define NANOGPT_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define NANOGPT_ALWAYS_INLINE
+#endif
+
 namespace nanogpt::detail {
 
 struct CpuFeatures {

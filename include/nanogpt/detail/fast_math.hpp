@@ -5,9 +5,8 @@
 // x = n ln2 + r with |r| <= ln2/2 and a degree-6 polynomial for e^r (relative error about 2e-7,
 // i.e. within float rounding), built only from arithmetic and bit casts so every loop that uses
 // it vectorises. double keeps std::exp / std::tanh: gradient checks want the exact functions.
-// All three are always_inline: a loop only vectorises when they are inlined into it, and in a
-// program that includes the whole library g++ otherwise runs out of inlining budget at random
-// places and leaves those loops scalar.
+// All of them are NANOGPT_ALWAYS_INLINE: a loop only vectorises when they are inlined into it
+// (cpu_features.hpp says why the compiler's own choice is not enough).
 #pragma once
 
 #include <bit>          // std::bit_cast
@@ -15,11 +14,13 @@
 #include <cstdint>      // std::int32_t, std::uint32_t
 #include <type_traits>  // std::is_same_v
 
+#include <nanogpt/detail/cpu_features.hpp>  // NANOGPT_ALWAYS_INLINE
+
 namespace nanogpt::detail {
 
 /// e^x for float without libm. Inputs are clamped to [-87.3, 88.3] (the range where 2^n is a
 /// normal float), so exp_approx(-inf) is about 1e-38 rather than 0; NaN stays NaN.
-[[gnu::always_inline]] inline float exp_approx(float x) {
+NANOGPT_ALWAYS_INLINE inline float exp_approx(float x) {
     // The clamp is done on the bit pattern with integer compares: a float compare may trap (the
     // default -ftrapping-math), so GCC would refuse to turn it into a vector select, while the
     // integer version vectorises. NaN patterns (magnitude above infinity's) are left alone.
@@ -51,7 +52,7 @@ namespace nanogpt::detail {
 
 /// e^x: the vectorisable approximation for float, std::exp otherwise.
 template <class T>
-[[gnu::always_inline]] inline T exp_fast(T x) {
+NANOGPT_ALWAYS_INLINE inline T exp_fast(T x) {
     if constexpr (std::is_same_v<T, float>) {
         return exp_approx(x);
     } else {
@@ -61,7 +62,7 @@ template <class T>
 
 /// tanh(x) = 1 - 2 / (e^{2x} + 1) for float (absolute error ~1e-7), std::tanh otherwise.
 template <class T>
-[[gnu::always_inline]] inline T tanh_fast(T x) {
+NANOGPT_ALWAYS_INLINE inline T tanh_fast(T x) {
     if constexpr (std::is_same_v<T, float>) {
         return 1.0f - 2.0f / (exp_approx(2.0f * x) + 1.0f);
     } else {
@@ -73,7 +74,7 @@ template <class T>
 /// Here rather than in ops/elementwise.hpp because the GEMM's epilogue (detail/gemm.hpp) applies
 /// it too, and both must compute the very same function.
 template <class T>
-[[gnu::always_inline]] inline T gelu_tanh(T x) {
+NANOGPT_ALWAYS_INLINE inline T gelu_tanh(T x) {
     const T k = static_cast<T>(0.7978845608028654);  // sqrt(2 / pi)
     return T(0.5) * x * (T(1) + tanh_fast(k * (x + T(0.044715) * x * x * x)));
 }

@@ -35,7 +35,7 @@ namespace gemm_detail {
 // The epilogue over rows [0, m) x columns [0, n) of C, where c points at C[i0][j0]. Always
 // inlined, so it takes on the instruction set of the kernel that calls it.
 template <class T>
-[[gnu::always_inline]] inline void finish_tile(const GemmEpilogue<T>& e, T* c, std::int64_t ldc,
+NANOGPT_ALWAYS_INLINE inline void finish_tile(const GemmEpilogue<T>& e, T* c, std::int64_t ldc,
                                                std::int64_t i0, std::int64_t j0, std::int64_t m,
                                                std::int64_t n) {
     for (std::int64_t r = 0; r < m; ++r) {
@@ -106,7 +106,7 @@ inline void interleave_rows(const float* src, std::int64_t ld, int rows, std::in
 // memory once per row of C. Columns [j0, j1) of C; every element sees the same operations
 // whatever the split.
 template <bool TransA, bool TransB>
-[[gnu::always_inline]] inline void skinny_rows(const GemmArgs& g, std::int64_t j0,
+NANOGPT_ALWAYS_INLINE inline void skinny_rows(const GemmArgs& g, std::int64_t j0,
                                                std::int64_t j1) {
     const std::int64_t a_step = TransA ? g.lda : 1;  // distance between op(A)[i][p] and [i][p+1]
     for (std::int64_t i = 0; i < g.M; ++i) {
@@ -139,7 +139,7 @@ template <bool TransA, bool TransB>
 
 // The same loops compiled for each instruction set: the always-inline body takes on the caller's
 // target, so the compiler vectorises it with that ISA's registers.
-[[gnu::always_inline]] inline void skinny(const GemmArgs& g, std::int64_t j0, std::int64_t j1) {
+NANOGPT_ALWAYS_INLINE inline void skinny(const GemmArgs& g, std::int64_t j0, std::int64_t j1) {
     if (g.trans_a)
         g.trans_b ? skinny_rows<true, true>(g, j0, j1) : skinny_rows<true, false>(g, j0, j1);
     else

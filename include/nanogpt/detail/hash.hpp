@@ -7,9 +7,11 @@
 
 namespace nanogpt::detail {
 
-inline std::uint64_t fnv1a(const void* data, std::size_t n) {
+inline constexpr std::uint64_t kFnv1aStart = 0xcbf29ce484222325ULL;
+
+/// The hash of n bytes; pass the hash of the bytes before them as `h` to hash a file in pieces.
+inline std::uint64_t fnv1a(const void* data, std::size_t n, std::uint64_t h = kFnv1aStart) {
     const auto* bytes = static_cast<const unsigned char*>(data);
-    std::uint64_t h = 0xcbf29ce484222325ULL;
     for (std::size_t i = 0; i < n; ++i) h = (h ^ bytes[i]) * 0x100000001b3ULL;
     return h;
 }

@@ -13,11 +13,9 @@
 // only. parallel_for therefore calls each iteration through a function compiled with AVX-512 or
 // AVX2 target attributes (chosen once from cpu_features.hpp); the small loop bodies inline into
 // it and are vectorised for that instruction set, 2 to 4 times faster than the baseline build.
-// That only works when the body is inlined into call_avx512, and g++ inlines a lambda only while
-// it is small enough for its budget: a larger body stays a separate function compiled for plain
-// x86-64 (seen: layernorm's, AdamW's and the attention softmax's loops running as SSE). Such
-// bodies are marked __attribute__((always_inline)), which makes the inlining unconditional.
-// (AArch64 needs no such copies: NEON is part of its baseline.)
+// That only works when the body is inlined into call_avx512, so large bodies are marked
+// NANOGPT_ALWAYS_INLINE (cpu_features.hpp says why). AArch64 needs no such copies: NEON is part
+// of its baseline.
 #pragma once
 
 #include <algorithm>  // std::fill, std::min

@@ -17,7 +17,7 @@
 #include <cstdint>      // std::int64_t
 #include <type_traits>  // std::is_same_v
 
-#include "nanogpt/detail/cpu_features.hpp"  // NANOGPT_ARM_NEON
+#include <nanogpt/detail/cpu_features.hpp>  // NANOGPT_ALWAYS_INLINE, NANOGPT_ARM_NEON
 
 #ifdef NANOGPT_ARM_NEON
 #include <arm_neon.h>
@@ -27,7 +27,7 @@ namespace nanogpt::detail {
 
 /// sum over i in [0, n) of term(i), in the fixed 16-lane order described above.
 template <class T, class Term>
-[[gnu::always_inline]] inline T sum_of_portable(std::int64_t n, const Term& term) {
+NANOGPT_ALWAYS_INLINE inline T sum_of_portable(std::int64_t n, const Term& term) {
     constexpr int kLanes = 16;
     T lanes[kLanes] = {};
     std::int64_t i = 0;
@@ -41,7 +41,7 @@ template <class T, class Term>
 
 /// max over i in [0, n) of x[i], for n >= 1 (16 independent running maxima, then combined).
 template <class T>
-[[gnu::always_inline]] inline T max_of_portable(std::int64_t n, const T* x) {
+NANOGPT_ALWAYS_INLINE inline T max_of_portable(std::int64_t n, const T* x) {
     constexpr int kLanes = 16;
     std::int64_t i = 0;
     T best = x[0];

@@ -15,6 +15,7 @@
 #include <cstdint>    // std::int64_t, std::uint64_t
 #include <limits>     // std::numeric_limits
 
+#include <nanogpt/detail/cpu_features.hpp>  // NANOGPT_ALWAYS_INLINE
 #include <nanogpt/detail/fast_math.hpp>
 #include <nanogpt/detail/gemm.hpp>
 #include <nanogpt/detail/op_support.hpp>
@@ -295,7 +296,7 @@ void attention_forward(T* out, T* stats, T* workspace, const T* qkv, const Atten
                        block_rows = attention_rows(T_);
     const T scale = T(1) / std::sqrt(static_cast<T>(hs));
     const T keep_scale = static_cast<T>(1.0 / (1.0 - d.dropout));
-    const auto run_worker = [&](std::int64_t w) __attribute__((always_inline)) {
+    const auto run_worker = [&](std::int64_t w) NANOGPT_ALWAYS_INLINE {
         T* p = workspace + w * attention_block_size(d);  // (rows, T): S, then P, then P'
         for (std::int64_t bh = heads * w / workers; bh < heads * (w + 1) / workers; ++bh) {
             const std::int64_t b = bh / d.NH, h = bh % d.NH;
@@ -342,7 +343,7 @@ void attention_backward(T* dqkv, T* workspace, const T* dout, const T* qkv, cons
                        per_worker = (d.dropout > 0.0 ? 3 : 2) * block;
     const T scale = T(1) / std::sqrt(static_cast<T>(hs));
     const T keep_scale = static_cast<T>(1.0 / (1.0 - d.dropout));
-    const auto run_worker = [&](std::int64_t w) __attribute__((always_inline)) {
+    const auto run_worker = [&](std::int64_t w) NANOGPT_ALWAYS_INLINE {
         T* p = workspace + w * per_worker;              // (rows, T): P
         T* ds = p + block;                              // (rows, T): dP', then dS
         T* dropped = d.dropout > 0.0 ? ds + block : p;  // (rows, T): P'

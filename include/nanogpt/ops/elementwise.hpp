@@ -8,6 +8,7 @@
 #include <string>     // std::to_string
 #include <cstdint>    // std::int64_t, std::uint64_t
 
+#include <nanogpt/detail/cpu_features.hpp>  // NANOGPT_ALWAYS_INLINE
 #include <nanogpt/detail/fast_math.hpp>
 #include <nanogpt/detail/op_support.hpp>
 #include <nanogpt/detail/parallel.hpp>
@@ -185,7 +186,7 @@ void gelu_forward(T* out, const T* inp, std::int64_t n) {
 // x^2).
 // One element of that: always_inline so both loops below vectorise whatever the inliner's budget.
 template <class T>
-[[gnu::always_inline]] inline T gelu_grad(T x, T dy) {
+NANOGPT_ALWAYS_INLINE inline T gelu_grad(T x, T dy) {
     const T k = static_cast<T>(0.7978845608028654);
     const T th = detail::tanh_fast(k * (x + T(0.044715) * x * x * x));
     const T du = k * (T(1) + T(3 * 0.044715) * x * x);

@@ -10,6 +10,7 @@
 #include <stdexcept>  // std::out_of_range
 #include <string>     // std::to_string
 
+#include <nanogpt/detail/cpu_features.hpp>  // NANOGPT_ALWAYS_INLINE
 #include <nanogpt/detail/fast_math.hpp>
 #include <nanogpt/detail/op_support.hpp>
 #include <nanogpt/detail/parallel.hpp>
@@ -28,7 +29,7 @@ template <class T>
 void cross_entropy_forward(T* lse, T* row_loss, const T* logits, const std::int32_t* targets,
                            std::int64_t N, std::int64_t V) {
     detail::parallel_for(
-        N, [&](std::int64_t n) __attribute__((always_inline)) {
+        N, [&](std::int64_t n) NANOGPT_ALWAYS_INLINE {
             const T* x = logits + n * V;
             const T maxv = detail::max_of(V, x);
             const T total =
@@ -41,7 +42,7 @@ template <class T>
 void cross_entropy_backward(T* dlogits, const T* logits, const T* lse, const std::int32_t* targets,
                             T dloss_per_row, std::int64_t N, std::int64_t V) {
     detail::parallel_for(
-        N, [&](std::int64_t n) __attribute__((always_inline)) {
+        N, [&](std::int64_t n) NANOGPT_ALWAYS_INLINE {
             if (targets[n] < 0) return;  // ignored position: no gradient
             const T* x = logits + n * V;
             T* dx = dlogits + n * V;

@@ -6,6 +6,7 @@
 #include <algorithm>  // std::max
 #include <cstdint>    // std::int64_t
 
+#include <nanogpt/detail/cpu_features.hpp>  // NANOGPT_ALWAYS_INLINE
 #include <nanogpt/detail/gemm.hpp>
 #include <nanogpt/detail/op_support.hpp>
 #include <nanogpt/detail/parallel.hpp>
@@ -216,7 +217,7 @@ void linear_gelu_backward(T* dx, bool dx_overwrite, T* dweight, T* dbias, T* scr
     T* partials = scratch + N * OC;
     const std::int64_t chunks = (N + kLinearGeluChunkRows - 1) / kLinearGeluChunkRows;
     detail::parallel_for(
-        chunks, [&](std::int64_t chunk) __attribute__((always_inline)) {
+        chunks, [&](std::int64_t chunk) NANOGPT_ALWAYS_INLINE {
             T* db = dbias != nullptr ? partials + chunk * OC : nullptr;
             if (db != nullptr)
                 for (std::int64_t c = 0; c < OC; ++c) db[c] = T(0);

@@ -7,6 +7,7 @@
 #include <cmath>      // std::sqrt
 #include <cstdint>    // std::int64_t
 
+#include <nanogpt/detail/cpu_features.hpp>  // NANOGPT_ALWAYS_INLINE
 #include <nanogpt/detail/op_support.hpp>
 #include <nanogpt/detail/parallel.hpp>
 #include <nanogpt/detail/reduce.hpp>
@@ -26,7 +27,7 @@ template <class T>
 void layernorm_forward(T* out, T* mean, T* rstd, const T* inp, const T* weight, const T* bias,
                        std::int64_t N, std::int64_t C) {
     detail::parallel_for(
-        N, [&](std::int64_t r) __attribute__((always_inline)) {
+        N, [&](std::int64_t r) NANOGPT_ALWAYS_INLINE {
             const T* x = inp + r * C;
             const T m =
                 detail::sum_of<T>(C, [&](std::int64_t c) { return x[c]; }) / static_cast<T>(C);
@@ -65,7 +66,7 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, T* partials, const T* dou
                         std::int64_t C) {
     const std::int64_t chunks = (N + kLayerNormChunkRows - 1) / kLayerNormChunkRows;
     detail::parallel_for(
-        chunks, [&](std::int64_t chunk) __attribute__((always_inline)) {
+        chunks, [&](std::int64_t chunk) NANOGPT_ALWAYS_INLINE {
             T* dw = partials + chunk * 2 * C;
             T* db = dw + C;
             for (std::int64_t c = 0; c < 2 * C; ++c) dw[c] = T(0);
@@ -96,7 +97,7 @@ void layernorm_backward(T* dinp, T* dweight, T* dbias, T* partials, const T* dou
     if (dweight == nullptr && dbias == nullptr) return;
     const std::int64_t blocks = (C + detail::kChannelBlock - 1) / detail::kChannelBlock;
     detail::parallel_for(
-        blocks, [&](std::int64_t blk) __attribute__((always_inline)) {
+        blocks, [&](std::int64_t blk) NANOGPT_ALWAYS_INLINE {
             const std::int64_t c0 = blk * detail::kChannelBlock,
                                c1 = std::min(C, c0 + detail::kChannelBlock);
             for (std::int64_t chunk = 0; chunk < chunks; ++chunk) {
