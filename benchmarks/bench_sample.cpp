@@ -3,6 +3,7 @@
 // peak memory (RSS) against the size of the weights.
 //
 //   ./build/bench_sample --model shakespeare_char --tokens 256 [--threads 2] [--runs 3]
+//   ./build/bench_sample --model gpt2 --tokens 64 --skip_uncached true --dtype bfloat16
 //   ./build/bench_sample --model gpt2 --save_checkpoint ckpt.bin     # weights + AdamW state
 //   ./build/bench_sample --checkpoint ckpt.bin --tokens 32 --skip_uncached true
 //   ./build/bench_sample --checkpoint ckpt.bin ... --training_model true   # as before: for scale
@@ -83,6 +84,7 @@ int main(int argc, char** argv) {
         const std::int64_t tokens = args.get_int("tokens", 256), runs = args.get_int("runs", 3);
         const int threads = static_cast<int>(args.get_int("threads", 0));
         const bool skip_uncached = args.get_bool("skip_uncached", false);
+        const nanogpt::Dtype dtype = nanogpt::parse_dtype(args.get("dtype", "float32"), "--dtype");
         const std::string save_path = args.get("save_checkpoint", "");
         const std::string checkpoint = args.get("checkpoint", "");
         const bool training_model = args.get_bool("training_model", false);
@@ -97,6 +99,7 @@ int main(int argc, char** argv) {
             return 0;
         }
         nanogpt::GPT<float> model = make_model(model_name, checkpoint, training_model);
+        model.set_dtype(dtype);  // the products' number format; a checkpoint's own is overridden
         const double loaded_rss = peak_rss_mb();
         // Greedy decoding, so "same tokens" is a meaningful check: with random weights the full
         // distribution over 50k tokens is nearly flat, and float rounding (batched vs cached
@@ -104,10 +107,11 @@ int main(int argc, char** argv) {
         nanogpt::SamplingOptions sampling;
         sampling.top_k = 1;
         std::printf(
-            "model %s: %.2fM parameters, %lld new tokens from a 1-token prompt, %d threads\n",
+            "model %s: %.2fM parameters, %lld new tokens from a 1-token prompt, %d threads, "
+            "dtype %s\n",
             checkpoint.empty() ? model_name.c_str() : checkpoint.c_str(),
             static_cast<double>(model.num_parameters()) / 1e6, static_cast<long long>(tokens),
-            nanogpt::num_threads());
+            nanogpt::num_threads(), nanogpt::dtype_name(dtype));
         double rate[2] = {0, 0};
         std::vector<std::int32_t> outputs[2];
         for (int cached = skip_uncached ? 1 : 0; cached <= 1; ++cached) {
@@ -130,12 +134,15 @@ int main(int argc, char** argv) {
             std::printf("same tokens with and without cache: %s; speed-up %.1fx\n",
                         outputs[0] == outputs[1] ? "yes" : "NO", rate[1] / rate[0]);
         }
-        const double weight_bytes = 4.0 * static_cast<double>(model.num_parameters());
+        // With bfloat16 the cached path reads the KV cache's bfloat16 copy: 2 bytes a weight.
+        const double weight_bytes = (dtype == nanogpt::Dtype::bfloat16 ? 2.0 : 4.0) *
+                                    static_cast<double>(model.num_parameters());
+        const double float_bytes = 4.0 * static_cast<double>(model.num_parameters());
         const double sampled_rss = peak_rss_mb();
         std::printf(
-            "peak RSS: %.1f MB after loading, %.1f MB after sampling = %.2fx the weights (%.1f MB)"
-            "%s\n",
-            loaded_rss, sampled_rss, sampled_rss * 1048576 / weight_bytes, weight_bytes / 1048576,
+            "peak RSS: %.1f MB after loading, %.1f MB after sampling = %.2fx the float32 weights "
+            "(%.1f MB)%s\n",
+            loaded_rss, sampled_rss, sampled_rss * 1048576 / float_bytes, float_bytes / 1048576,
             checkpoint.empty()            ? " (a training model with random weights)"
             : training_model ? " (whole checkpoint into a training model)"
                              : " (inference model, optimizer state skipped)");

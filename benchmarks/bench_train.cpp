@@ -2,7 +2,7 @@
 // workloads in bench_configs.hpp: median ms/iter, tokens/s, model FLOPs utilisation, peak RSS,
 // a memory breakdown and a per-op profile. Run one workload per process (peak RSS is per process):
 //
-//   ./build/bench_train --workload recipe --iters 20 [--threads 2] [--profile]
+//   ./build/bench_train --workload recipe --iters 20 [--threads 2] [--profile] [--dtype bfloat16]
 //
 // benchmarks/compare_pytorch.sh runs every workload here and in PyTorch and prints the ratios.
 #include <algorithm>  // std::sort
@@ -61,13 +61,15 @@ int main(int argc, char** argv) {
         const int threads = static_cast<int>(args.get_int("threads", 0));
         const bool profile = args.get_bool("profile", false);
         const double given_peak = args.get_double("peak_gflops", 0.0);  // 0: measure it
+        const nanogpt::Dtype dtype = nanogpt::parse_dtype(args.get("dtype", "float32"), "--dtype");
         args.reject_unknown();
         if (threads > 0) nanogpt::set_num_threads(threads);
         // Measured before and after the timed steps, keeping the higher: a busy moment on a shared
         // machine can only lower a measurement, and a low peak would inflate the MFU.
-        double peak = given_peak > 0.0 ? given_peak : bench::measured_peak_gflops();
+        double peak = given_peak > 0.0 ? given_peak : bench::measured_peak_gflops(dtype);
         const bench::Workload w = bench::find_workload(name);
-        const nanogpt::GPTConfig& c = w.config;
+        nanogpt::GPTConfig c = w.config;
+        c.dtype = dtype;
 
         nanogpt::GPT<float> model(c, 1337);
         nanogpt::AdamW<float> optimizer(model.parameters(), {});
@@ -94,7 +96,7 @@ int main(int argc, char** argv) {
             if (it >= warmup)
                 ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
         }
-        if (given_peak <= 0.0) peak = std::max(peak, bench::measured_peak_gflops());
+        if (given_peak <= 0.0) peak = std::max(peak, bench::measured_peak_gflops(dtype));
         const double med = median(ms);
         const double tokens = static_cast<double>(w.batch_size * c.block_size);
         const double tokens_per_s = tokens / (med / 1e3);
@@ -107,12 +109,14 @@ int main(int argc, char** argv) {
             (long long)(c.n_embd / c.n_head), (long long)c.block_size, (long long)w.batch_size,
             n / 1e6);
         std::printf(
-            "threads %d (%s), gemm kernel %s, %lld timed iterations after %lld warm-up, last "
-            "loss %.4f\n",
-            nanogpt::num_threads(), nanogpt::threading_backend(),
-            nanogpt::kernels::sgemm_kernel_name(), (long long)iters, (long long)warmup,
-            static_cast<double>(last_loss));
-        std::printf("MFU against %.1f GFLOP/s FP32 peak (%s)\n", peak,
+            "threads %d (%s), dtype %s, gemm kernel %s, %lld timed iterations after %lld "
+            "warm-up, last loss %.4f\n",
+            nanogpt::num_threads(), nanogpt::threading_backend(), nanogpt::dtype_name(dtype),
+            dtype == nanogpt::Dtype::bfloat16 ? nanogpt::kernels::gemm_bf16_kernel_name()
+                                              : nanogpt::kernels::sgemm_kernel_name(),
+            (long long)iters, (long long)warmup, static_cast<double>(last_loss));
+        std::printf("MFU against %.1f GFLOP/s %s peak (%s)\n", peak,
+                    dtype == nanogpt::Dtype::bfloat16 ? "bfloat16" : "FP32",
                     given_peak > 0.0 ? "--peak_gflops" : "measured: FMA loop on every thread");
         std::printf(
             "memory (MB): parameters %.1f, gradients %.1f, AdamW state %.1f, activations+their "
@@ -121,9 +125,9 @@ int main(int argc, char** argv) {
             double(nanogpt::Tape::current().peak_bytes()) / 1e6);
         if (profile) print_profile(iters);
         std::printf(
-            "RESULT workload=%s ms_per_iter=%.2f tokens_per_s=%.1f mfu=%.4f peak_rss_mb=%.1f "
-            "peak_gflops=%.1f\n",
-            name.c_str(), med, tokens_per_s, mfu, peak_rss_mb(), peak);
+            "RESULT workload=%s dtype=%s ms_per_iter=%.2f tokens_per_s=%.1f mfu=%.4f "
+            "peak_rss_mb=%.1f peak_gflops=%.1f\n",
+            name.c_str(), nanogpt::dtype_name(dtype), med, tokens_per_s, mfu, peak_rss_mb(), peak);
         return 0;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "error: %s\n", e.what());

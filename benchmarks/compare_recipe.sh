@@ -10,6 +10,7 @@ data=${1:-${NANOGPT_DATA:-../shared/data/tinyshakespeare.txt}}
 threads=${2:-2}
 out=$(mktemp -d)
 trap 'rm -rf "${out}"' EXIT
+benchmarks/torch_blas.sh  # stops here when torch would use the reference BLAS
 
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'), CPU: $(lscpu | sed -n 's/^Model name: *//p'), threads: ${threads}"
 ours=$(OMP_NUM_THREADS=${threads} ./build/train_shakespeare_char --data "${data}" --out_dir "${out}" \

@@ -5,8 +5,12 @@ The same GPT-2 architecture as nanogpt.hpp (pre-LN blocks, tanh GELU, causal att
 scaled_dot_product-free matmuls as in nanoGPT's slow path when SDPA is missing, weight-tied head),
 the same step (forward, backward, clip_grad_norm, AdamW), random tokens, dropout 0.
 Run with Debian's /usr/bin/python3 (python3-torch). Prints one RESULT line like bench_train.
+--dtype bfloat16 runs forward and loss under torch.autocast("cpu", dtype=torch.bfloat16), nanoGPT's
+way of using its dtype key (fp32 master weights and optimizer state); --blas prints which BLAS
+torch was built with and exits.
 """
 import argparse
+import contextlib
 import math
 import resource
 import statistics
@@ -95,6 +99,15 @@ class GPT(nn.Module):
         return idx
 
 
+def loaded_blas():
+    """The BLAS libraries this process has mapped after a matrix product: Debian's torch links
+    libblas.so.3, which the alternatives system points at OpenBLAS or at the netlib reference."""
+    torch.ones(64, 64) @ torch.ones(64, 64)
+    with open("/proc/self/maps") as maps:
+        paths = {line.split()[-1] for line in maps if "blas" in line.lower() and "/" in line}
+    return " ".join(sorted(paths)) if paths else "no BLAS library mapped"
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--workload", default="recipe")
@@ -102,7 +115,12 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--sample_tokens", type=int, default=0, help="time generate() instead of training")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    parser.add_argument("--blas", action="store_true", help="print torch's BLAS and exit")
     args = parser.parse_args()
+    if args.blas:
+        print(loaded_blas())
+        return
     torch.set_num_threads(args.threads)
     torch.manual_seed(1337)
     block, vocab, n_layer, n_head, n_embd, bias, batch = WORKLOADS[args.workload]
@@ -117,10 +135,13 @@ def main():
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
     x = torch.randint(vocab, (batch, block))
     y = torch.randint(vocab, (batch, block))
+    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if args.dtype == "bfloat16"
+                else contextlib.nullcontext())
     times = []
     for it in range(args.warmup + args.iters):
         t0 = time.perf_counter()
-        loss = model(x, y)
+        with autocast:
+            loss = model(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -129,7 +150,7 @@ def main():
             times.append((time.perf_counter() - t0) * 1e3)
     ms = statistics.median(times)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"RESULT workload={args.workload} ms_per_iter={ms:.2f} tokens_per_s={batch * block / ms * 1e3:.1f} "
+    print(f"RESULT workload={args.workload} dtype={args.dtype} ms_per_iter={ms:.2f} tokens_per_s={batch * block / ms * 1e3:.1f} "
           f"peak_rss_mb={rss:.1f} torch={torch.__version__} threads={torch.get_num_threads()}")
 
 

@@ -30,6 +30,7 @@
 #include <nanogpt.hpp>
 #include <nanogpt/token_file.hpp>
 
+#include "../benchmarks/peak_flops.hpp"  // the measured peak MFU is computed against
 #include "train_config.hpp"    // TrainConfig: the table of keys, presets, config files
 #include "train_log.hpp"       // log.csv and loss.svg
 #include "train_model.hpp"     // ModelStart: scratch, resume or GPT-2 weights
@@ -99,6 +100,9 @@ public:
                          0x5eedda7aULL);  // batches: a stream apart from the weights' seed
         if (s_.init_from == "resume") resume();
         model_.set_fused_attention(s_.fused_attention);
+        peak_measured_ = !(s_.peak_gflops > 0);
+        // MFU against this machine's peak for the dtype in use, not a constant from another CPU.
+        if (peak_measured_) s_.peak_gflops = bench::measured_peak_gflops(model_.config().dtype);
     }
 
     int run();
@@ -224,6 +228,7 @@ private:
     std::vector<LogRow> rows_;
     std::ofstream log_file_;
     double ema_ms_ = 0;
+    bool peak_measured_ = false;
     std::chrono::steady_clock::time_point last_draw_{};
 };
 
@@ -291,6 +296,13 @@ void Trainer::print_run(const std::string& config_text) {
     std::printf("model: %.2fM parameters, %d threads, %.0f tokens per step\n",
                 static_cast<double>(model_.num_parameters()) / 1e6, nanogpt::num_threads(),
                 static_cast<double>(s_.batch_size * s_.model.block_size * s_.grad_accum));
+    const bool bf16 = model_.config().dtype == nanogpt::Dtype::bfloat16;
+    std::printf("matrix products: %s (kernel %s), MFU against %.0f GFLOP/s (%s)\n",
+                nanogpt::dtype_name(model_.config().dtype),
+                bf16 ? nanogpt::kernels::gemm_bf16_kernel_name()
+                     : nanogpt::kernels::sgemm_kernel_name(),
+                s_.peak_gflops,
+                peak_measured_ ? "measured at start-up" : "peak_gflops");
     if (comm_.world_size() > 1)
         std::printf(
             "data-parallel: %d MPI ranks, %lld rows of each batch per rank, %d threads each\n",

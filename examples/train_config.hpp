@@ -68,7 +68,8 @@ inline const ConfigKey kTrainKeys[] = {
     // system
     {"seed", KeyType::integer, "1337", "seed of the weights, dropout and batches"},
     {"threads", KeyType::integer, "0", "OpenMP threads (0: all cores)"},
-    {"peak_gflops", KeyType::real, "527", "peak FP32 GFLOP/s that MFU is measured against"},
+    {"dtype", KeyType::text, "float32", "matrix products: float32, or bfloat16 (operands rounded to bfloat16, float32 sums)"},
+    {"peak_gflops", KeyType::real, "0", "peak GFLOP/s that MFU is measured against (0: measured at start-up for the dtype in use)"},
 };
 // clang-format on
 

@@ -53,6 +53,7 @@ public:
                                          ") differs from the checkpoint's (vocab_size " +
                                          std::to_string(c.vocab_size) + "): not the same dataset");
             }
+            adopt("checkpoint's", "dtype", c.dtype != s_.model.dtype, nanogpt::dtype_name(c.dtype));
             s_.model = c;
         }
         return nanogpt::GPT<float>(s_.model, s_.seed);
@@ -99,6 +100,7 @@ private:
         nanogpt::GPTConfig config = file;
         config.block_size = s_.model.block_size;
         config.dropout = s_.model.dropout;
+        config.dtype = s_.model.dtype;
         s_.model = config;
         nanogpt::GPT<float> model(s_.model, s_.seed);
         if (config.block_size == file.block_size) {

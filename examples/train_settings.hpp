@@ -163,6 +163,7 @@ inline Settings read_settings(const TrainConfig& c) {
     s.model.n_embd = c.integer("n_embd");
     s.model.dropout = c.real("dropout");
     s.model.bias = c.boolean("bias");
+    s.model.dtype = nanogpt::parse_dtype(c.text("dtype"), "key 'dtype'");
     s.fused_attention = c.boolean("fused_attention");
     s.adamw.beta1 = c.real("beta1");
     s.adamw.beta2 = c.real("beta2");
@@ -172,7 +173,7 @@ inline Settings read_settings(const TrainConfig& c) {
                   c.integer("lr_decay_iters"), c.boolean("decay_lr")};
     s.grad_clip = c.real("grad_clip");
     s.peak_gflops = c.real("peak_gflops");
-    if (!(s.peak_gflops > 0)) throw std::invalid_argument("key 'peak_gflops' must be > 0");
+    if (!(s.peak_gflops >= 0)) throw std::invalid_argument("key 'peak_gflops' must be >= 0");
     s.seed = static_cast<std::uint64_t>(c.integer("seed"));
     return s;
 }

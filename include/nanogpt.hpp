@@ -18,6 +18,7 @@
 #include <nanogpt/threading.hpp>  // set_num_threads, num_threads: the threads every kernel uses
 #include <nanogpt/tape.hpp>    // Tape: reverse-mode autograd nodes, graph memory, NoGradGuard
 #include <nanogpt/tensor.hpp>  // Shape, Tensor<T>: contiguous storage, grad, ownership rules
+#include <nanogpt/dtype.hpp>   // Dtype: float32 or bfloat16 matrix products (nanoGPT's dtype)
 #include <nanogpt/ops/elementwise.hpp>  // add (broadcast), mul, scale, gelu, dropout, sum
 #include <nanogpt/ops/matmul.hpp>       // matmul (batched, transposed forms), linear
 #include <nanogpt/ops/shape.hpp>        // transpose, slice_last (split and merge heads)

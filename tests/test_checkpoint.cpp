@@ -422,3 +422,52 @@ TEST_CASE("checkpoint: a staged checkpoint is written only when committed (issue
     CHECK_FALSE(pending.pending());
     std::remove(path.c_str());
 }
+
+TEST_CASE("checkpoint: a version-2 file (before the dtype field) loads as float32") {
+    // tests/data/checkpoint_v2.bin was written by save_checkpoint of format version 2 (the model,
+    // tokenizer and training state of checkpoint_v1.bin).
+    const auto path = std::filesystem::path(__FILE__).parent_path() / "data" / "checkpoint_v2.bin";
+    const std::vector<char> bytes = read_bytes(path.string());
+    REQUIRE(bytes.size() > 24);
+    std::uint32_t version = 0;
+    std::memcpy(&version, bytes.data() + 8, 4);
+    CHECK(version == 2);
+    const Checkpoint<float> ck = load_checkpoint<float>(path.string());
+    const GPTConfig expected{8, 5, 1, 2, 4, 0.0, true};
+    CHECK(ck.config == expected);
+    CHECK(ck.config.dtype == nanogpt::Dtype::float32);
+    CHECK(ck.training.iter == 7);
+    GPT<float> fresh(expected);
+    CHECK(std::equal(ck.weights.begin(), ck.weights.end(), fresh.parameters().data()));
+}
+
+TEST_CASE("checkpoint: the dtype is saved, restored, and not part of the architecture") {
+    GPTConfig config{8, 5, 1, 2, 4, 0.0, true};
+    config.dtype = nanogpt::Dtype::bfloat16;
+    GPT<float> model(config, 3);
+    const std::string path = temp_path("dtype.bin");
+    save_checkpoint(path, model, nullptr, {});
+    const Checkpoint<float> ck = load_checkpoint<float>(path);
+    CHECK(ck.config.dtype == nanogpt::Dtype::bfloat16);
+    CHECK(ck.make_model().config().dtype == nanogpt::Dtype::bfloat16);
+    GPT<float> fp32(GPTConfig{8, 5, 1, 2, 4, 0.0, true}, 9);  // same shape, float32
+    ck.restore(fp32, nullptr);
+    CHECK(std::equal(ck.weights.begin(), ck.weights.end(), fp32.parameters().data()));
+    SECTION("a corrupt dtype byte is rejected by name") {
+        std::vector<char> bytes = read_bytes(path);
+        // The dtype byte follows the config: 8 magic + 4 version + 4 element bytes + 8 size +
+        // 4 element type + 5 x 8 + 8 dropout + 1 bias.
+        const std::size_t at = 8 + 4 + 4 + 8 + 4 + 40 + 8 + 1;
+        REQUIRE(bytes[at] == 1);
+        bytes[at] = 7;
+        // Recompute the hash so that the field check, not the hash, rejects the file.
+        const std::uint64_t hash = nanogpt::detail::fnv1a(
+            reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size() - 8);
+        std::memcpy(bytes.data() + bytes.size() - 8, &hash, 8);
+        const std::string bad = temp_path("dtype_bad.bin");
+        write_bytes(bad, bytes);
+        CHECK_THROWS_WITH(load_checkpoint<float>(bad), Catch::Contains("dtype 7 (0 float32, 1 bfloat16)"));
+        std::remove(bad.c_str());
+    }
+    std::remove(path.c_str());
+}

@@ -67,6 +67,59 @@ TEST_CASE("generation: cached logits match the forward pass at every position") 
     CHECK(worst < 1e-4);
 }
 
+TEST_CASE("generation: dtype bfloat16 reads a bfloat16 copy of the weights") {
+    // A wider model than tiny, so that bfloat16's rounding shows in the logits.
+    GPTConfig config{16, 97, 2, 2, 64, 0.0, true};
+    const std::vector<std::int32_t> tokens = {5, 1, 7, 7, 0, 31, 2, 9, 4, 60, 96};
+    const auto n = static_cast<std::int64_t>(tokens.size());
+    const std::int64_t V = config.vocab_size;
+    // The last position's logits: from the forward pass (gemm_bf16 on float weights), and from the
+    // cache (bfloat16 weights), fed one token at a time after a 3-token prefill.
+    const auto run = [&](Dtype dtype, bool cached) {
+        config.dtype = dtype;
+        GPT<float> model(config, 3);
+        model.eval();
+        std::vector<float> logits(static_cast<std::size_t>(V));
+        if (cached) {
+            KVCache<float> cache(config);
+            CHECK(cache.uses_bf16_weights() == (dtype == Dtype::bfloat16));
+            NoGradGuard no_grad;
+            const auto step = [&](std::int64_t first, std::int64_t count) {
+                Tensor<std::int32_t> idx(Shape{1, count});
+                std::copy(tokens.begin() + first, tokens.begin() + first + count, idx.data());
+                const auto all = model.forward(idx, cache).logits.to_vector();
+                std::copy(all.end() - V, all.end(), logits.begin());
+            };
+            step(0, 3);
+            for (std::int64_t i = 3; i < n; ++i) step(i, 1);
+        } else {
+            Tensor<std::int32_t> idx(Shape{1, n});
+            std::copy(tokens.begin(), tokens.end(), idx.data());
+            NoGradGuard no_grad;
+            const auto all = model.forward(idx).logits.to_vector();
+            std::copy(all.end() - V, all.end(), logits.begin());
+        }
+        return logits;
+    };
+    const auto max_diff = [](const std::vector<float>& a, const std::vector<float>& b) {
+        double worst = 0;
+        for (std::size_t i = 0; i < a.size(); ++i)
+            worst = std::max(worst, std::fabs(double(a[i]) - b[i]));
+        return worst;
+    };
+    const auto bf16_cached = run(Dtype::bfloat16, true), bf16_full = run(Dtype::bfloat16, false);
+    const auto fp32_cached = run(Dtype::float32, true);
+    // The cache's bfloat16 weights give the forward's bfloat16 numbers up to rounding: float32
+    // sums in another order can move an activation across a bfloat16 rounding boundary, so the
+    // two bfloat16 paths differ by about as much as bfloat16 differs from float32 (~1e-3 here),
+    // far below a wrong weight's effect. And the cache really rounded: it is not float32.
+    const double same = max_diff(bf16_cached, bf16_full), other = max_diff(bf16_cached, fp32_cached);
+    INFO("bf16 cached vs bf16 forward " << same << ", vs float32 " << other);
+    CHECK(same < 1e-2);
+    CHECK(other > 1e-4);
+    CHECK(bf16_cached == run(Dtype::bfloat16, true));  // deterministic
+}
+
 TEST_CASE("generation: KV cache errors name the problem") {
     GPTConfig config = GPTConfig::tiny();  // block_size 16
     GPT<float> model(config, 5);

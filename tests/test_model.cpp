@@ -703,3 +703,53 @@ TEST_CASE("model: generate restores the training mode when it throws", "[model]"
     CHECK_THROWS_AS(model.generate({1, 2, 3}, 3, SamplingOptions{}, rng), std::runtime_error);
     CHECK(model.training());
 }
+
+// ---- dtype ----
+
+TEST_CASE("model: dtype bfloat16 rounds the products of forward and backward", "[model][dtype]") {
+    using namespace nanogpt;
+    GPTConfig config{16, 65, 2, 2, 64, 0.0, true};
+    const Ids idx = random_ids(Shape{2, 16}, 65, 3), targets = random_ids(Shape{2, 16}, 65, 4);
+    // Loss and gradients of one forward/backward; during_backward: the process-wide dtype while
+    // backward runs (the tape should not care: each op replays its forward's dtype).
+    const auto run = [&](Dtype dtype, Dtype during_backward) {
+        config.dtype = dtype;
+        GPT<float> model(config, 11);
+        auto out = model.forward(idx, targets);
+        CHECK(matmul_dtype() == Dtype::float32);  // forward's scope ended
+        model.zero_grad();
+        {
+            MatmulDtypeScope scope(during_backward);
+            out.loss.backward();
+        }
+        const auto& p = model.parameters();
+        std::vector<float> result(p.grad(), p.grad() + p.size());
+        result.push_back(out.loss.data()[0]);  // the loss last
+        return result;
+    };
+    const auto fp32 = run(Dtype::float32, Dtype::float32);
+    const auto bf16 = run(Dtype::bfloat16, Dtype::float32);
+    CHECK(bf16 == run(Dtype::bfloat16, Dtype::bfloat16));  // the backward kept bfloat16
+    CHECK(fp32 == run(Dtype::float32, Dtype::bfloat16));   // and float32
+    CHECK(bf16 == run(Dtype::bfloat16, Dtype::float32));   // deterministic
+    // Close to float32 (bfloat16 keeps ~3 digits), but not equal: the products were rounded.
+    CHECK(std::fabs(bf16.back() - fp32.back()) < 0.01);
+    CHECK(bf16.back() != fp32.back());
+    double diff = 0, norm = 0;
+    for (std::size_t i = 0; i + 1 < fp32.size(); ++i)
+        diff += double(bf16[i] - fp32[i]) * (bf16[i] - fp32[i]), norm += double(fp32[i]) * fp32[i];
+    INFO("relative gradient difference " << std::sqrt(diff / norm));
+    CHECK(std::sqrt(diff / norm) < 0.02);
+    CHECK(diff > 0);
+}
+
+TEST_CASE("model: set_dtype and its validation", "[model][dtype]") {
+    using namespace nanogpt;
+    GPT<float> model(GPTConfig::tiny(), 1);
+    CHECK(model.config().dtype == Dtype::float32);
+    model.set_dtype(Dtype::bfloat16);
+    CHECK(model.config().dtype == Dtype::bfloat16);
+    GPTConfig bad = GPTConfig::tiny();
+    bad.dtype = static_cast<Dtype>(7);
+    CHECK_THROWS_WITH(bad.validate(), "GPTConfig: dtype = 7 is not float32 (0) or bfloat16 (1)");
+}

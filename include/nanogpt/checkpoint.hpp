@@ -1,11 +1,12 @@
 // checkpoint.hpp — one binary file holds everything needed to sample from a model or resume
-// its training exactly. Layout of version 2 (all integers and floats little-endian, as on x86 and
+// its training exactly. Layout of version 3 (all integers and floats little-endian, as on x86 and
 // ARM; docs/formats.md describes every version and how to add a field):
 //
-//   magic "NGPTCKPT" (8 bytes) | u32 format version (2) | u32 bytes per element (4 or 8)
+//   magic "NGPTCKPT" (8 bytes) | u32 format version (3) | u32 bytes per element (4 or 8)
 //   u64 total file size in bytes (so truncation is reported as such)
 //   u32 element type (0 float32, 1 float64)                                 [version 2 and later]
 //   config:    i64 block_size, vocab_size, n_layer, n_head, n_embd | f64 dropout | u8 bias
+//              | u8 dtype (0 float32, 1 bfloat16)                               [version 3 and later]
 //   tokenizer: u32 kind (0 none, 1 characters) | u64 n | n x (u32 length, UTF-8 bytes)
 //   training:  i64 iter | f64 best_val_loss | 2 x generator state (model dropout, data sampler)
 //   weights:   u64 n | n elements
@@ -49,7 +50,7 @@ namespace nanogpt {
 
 inline constexpr char kCheckpointMagic[8] = {'N', 'G', 'P', 'T', 'C', 'K', 'P', 'T'};
 /// The version save_checkpoint writes; load_checkpoint reads this one and every earlier one.
-inline constexpr std::uint32_t kCheckpointVersion = 2;
+inline constexpr std::uint32_t kCheckpointVersion = 3;
 
 /// The element type code of version 2 headers.
 template <class T>
@@ -87,9 +88,11 @@ struct Checkpoint {
     }
 
     /// Copies weights (and optimizer state, when both exist) into an existing model whose
-    /// configuration must match.
+    /// configuration must match (except its dtype, which is not part of the architecture).
     void restore(GPT<T>& model, AdamW<T>* optimizer) const {
-        if (!(model.config() == config))
+        GPTConfig architecture = model.config();
+        architecture.dtype = config.dtype;
+        if (!(architecture == config))
             throw std::runtime_error("checkpoint: model configuration does not match");
         std::copy(weights.begin(), weights.end(), model.parameters().data());
         model.dropout_generator().set_state(dropout_rng);
@@ -239,6 +242,7 @@ std::vector<unsigned char> checkpoint_bytes(GPT<T>& model,
     for (std::int64_t v : {c.block_size, c.vocab_size, c.n_layer, c.n_head, c.n_embd}) w.put(v);
     w.put(c.dropout);
     w.put(static_cast<std::uint8_t>(c.bias));
+    w.put(static_cast<std::uint8_t>(c.dtype));
     w.put(static_cast<std::uint32_t>(vocabulary.empty() ? 0 : 1));
     w.put(static_cast<std::uint64_t>(vocabulary.size()));
     for (const std::string& s : vocabulary) {
@@ -368,6 +372,11 @@ Checkpoint<T> read_checkpoint(CheckpointInput& input, const std::string& path,
     ck.config.n_embd = r.get<std::int64_t>("config");
     ck.config.dropout = r.get<double>("config");
     ck.config.bias = r.get<std::uint8_t>("config") != 0;
+    if (version >= 3) {  // older files were written by float32-only builds
+        const auto dtype = r.get<std::uint8_t>("config");
+        if (dtype > 1) r.fail("dtype " + std::to_string(dtype) + " (0 float32, 1 bfloat16)");
+        ck.config.dtype = static_cast<Dtype>(dtype);
+    }
     validate_loaded_config(ck.config, "checkpoint '" + path + "'");
     const auto kind = r.get<std::uint32_t>("tokenizer");
     const auto symbols = r.get<std::uint64_t>("tokenizer");

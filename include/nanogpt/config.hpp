@@ -11,6 +11,7 @@
 #include <string>     // std::string, std::to_string
 
 #include <nanogpt/detail/checked_math.hpp>
+#include <nanogpt/dtype.hpp>
 
 namespace nanogpt {
 
@@ -34,6 +35,10 @@ struct GPTConfig {
     std::int64_t n_embd = 768;
     double dropout = 0.0;
     bool bias = true;  // biases in Linear and LayerNorm layers, like GPT-2
+    // Number format of the matrix products (nanoGPT's `dtype`): bfloat16 rounds their operands
+    // and accumulates in float32; parameters, gradients and everything else stay float32.
+    // Not part of the architecture: a float32 checkpoint can be resumed in bfloat16.
+    Dtype dtype = Dtype::float32;
 
     // The presets. Each name means one model everywhere: the library, the train and
     // train_shakespeare_char programs and the benchmarks all take it from here. The GPT-2 family
@@ -85,6 +90,11 @@ struct GPTConfig {
         if (!(dropout >= 0.0 && dropout < 1.0)) {
             throw std::invalid_argument("GPTConfig: dropout must be in [0, 1), got " +
                                         std::to_string(dropout));
+        }
+        if (dtype != Dtype::float32 && dtype != Dtype::bfloat16) {
+            throw std::invalid_argument("GPTConfig: dtype = " +
+                                        std::to_string(static_cast<int>(dtype)) +
+                                        " is not float32 (0) or bfloat16 (1)");
         }
         if (vocab_size > 2147483647) {
             throw std::invalid_argument("GPTConfig: vocab_size = " + std::to_string(vocab_size) +

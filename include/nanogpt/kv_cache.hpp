@@ -8,21 +8,31 @@
 // The cache holds a window [start, start + length) of the token sequence. GPT::generate crops the
 // context to the last block_size tokens, as nanoGPT does; once the window has to slide, position
 // embeddings of every cached token change, so the cache is rebuilt from the new window. Results
-// match the no-cache path up to float rounding. Builds on tensor.hpp; read next: layers.hpp.
+// match the no-cache path up to float rounding.
+//
+// With config.dtype = bfloat16 (and T = float) the cache also keeps a bfloat16 copy of each weight
+// matrix, made the first time generation multiplies by it: a new token's products then read 2
+// bytes per weight instead of 4, which is the whole cost of a one-token step. They round as
+// gemm_bf16 does (the inputs to bfloat16, float32 sums). The copies belong to one generation: a
+// cache must not outlive an update of the weights. Builds on ops/matmul.hpp; read next: layers.hpp.
 #pragma once
 
 #include <algorithm>  // std::max, std::copy
 #include <cmath>      // std::sqrt
 #include <cstdint>    // std::int64_t
 #include <limits>     // std::numeric_limits
+#include <memory>     // std::unique_ptr
 #include <stdexcept>  // std::invalid_argument, std::out_of_range
 #include <string>     // std::string, std::to_string
+#include <type_traits>  // std::is_same_v
+#include <unordered_map>  // std::unordered_map
 #include <vector>     // std::vector
 
 #include <nanogpt/config.hpp>
 #include <nanogpt/detail/fast_math.hpp>
 #include <nanogpt/detail/op_support.hpp>
 #include <nanogpt/detail/parallel.hpp>
+#include <nanogpt/ops/matmul.hpp>
 #include <nanogpt/tensor.hpp>
 
 namespace nanogpt {
@@ -44,6 +54,12 @@ public:
     /// returns the causal attention of their queries over every cached position. qkv is c_attn's
     /// output (1, n, 3C); the result is (1, n, C), like causal_self_attention's.
     Tensor<T> attend(const Tensor<T>& qkv) const { return cache_->attend(layer_, qkv); }
+
+    /// x W^T + b for the new positions: from the cache's bfloat16 copy of W when the model runs
+    /// in bfloat16 (KVCache::linear), otherwise linear().
+    Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias) const {
+        return cache_->linear(x, weight, bias);
+    }
 
 private:
     KVCache<T>* cache_ = nullptr;
@@ -78,6 +94,30 @@ public:
         return KVCacheLayer<T>(this, layer);
     }
 
+    /// True when generation's products read bfloat16 copies of the weights (a float model with
+    /// dtype bfloat16).
+    bool uses_bf16_weights() const {
+        return std::is_same_v<T, float> && config_.dtype == Dtype::bfloat16;
+    }
+
+    /// x W^T + b, W [OC, C]: with bfloat16 weights from W's bfloat16 copy (made on first use),
+    /// otherwise the usual linear op. No backward either way (generation runs under NoGradGuard).
+    Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& bias) {
+        if constexpr (std::is_same_v<T, float>) {
+            if (uses_bf16_weights()) {
+                detail::check_linear_arguments(x, weight, bias, "KVCache::linear");
+                const std::int64_t C = weight.size(1), OC = weight.size(0),
+                                   N = x.numel() / std::max<std::int64_t>(C, 1);
+                Tensor<T> out = Tensor<T>::graph_output(x.shape().with_last(OC), false);
+                kernels::linear_forward_bf16_weights(out.data(), x.data(), bf16_copy(weight),
+                                                     bias.defined() ? bias.data() : nullptr, N, C,
+                                                     OC);
+                return out;
+            }
+        }
+        return nanogpt::linear(x, weight, bias);
+    }
+
 private:
     friend class KVCacheLayer<T>;
 
@@ -102,6 +142,19 @@ private:
         attend_rows(y.data(), qkv.data(), n, length, layer_keys(l), layer_values(l));
         lengths_[static_cast<std::size_t>(l)] = length + n;
         return y;
+    }
+
+    // The bfloat16 bits of `weight`, rounded once per cache. Keyed by the weight's storage: the
+    // model's matrices live in its one parameter buffer and do not move during a generation.
+    const std::uint16_t* bf16_copy(const Tensor<T>& weight) {
+        std::unique_ptr<std::uint16_t[]>& copy = bf16_weights_[weight.data()];
+        if (!copy) {
+            // Not a vector: its zero fill would be a pass over memory that the copy overwrites.
+            copy.reset(new std::uint16_t[static_cast<std::size_t>(weight.numel())]);
+            if constexpr (std::is_same_v<T, float>)
+                kernels::to_bf16(weight.data(), weight.numel(), copy.get());
+        }
+        return copy.get();
     }
 
     T* layer_keys(std::int64_t l) { return keys_.data() + l * config_.block_size * config_.n_embd; }
@@ -157,6 +210,7 @@ private:
     std::vector<T> keys_, values_;       // (n_layer, block_size, C) each
     std::vector<std::int64_t> lengths_;  // cached positions per layer
     std::vector<T> scores_;              // scratch: (n, n_head, block_size)
+    std::unordered_map<const T*, std::unique_ptr<std::uint16_t[]>> bf16_weights_;  // dtype bf16
     std::int64_t start_ = 0;
 };
 

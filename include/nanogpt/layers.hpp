@@ -40,6 +40,10 @@ struct Linear {
     }
 
     Tensor<T> forward(const Tensor<T>& x) const { return linear(x, weight, bias); }  // (..., out)
+    /// In generation the cache may hold a bfloat16 copy of the weight (KVCacheLayer::linear).
+    Tensor<T> forward(const Tensor<T>& x, const KVCacheLayer<T>& cache) const {
+        return cache ? cache.linear(x, weight, bias) : linear(x, weight, bias);
+    }
     /// gelu(forward(x)) as one fused op (ops/matmul.hpp: linear_gelu).
     Tensor<T> forward_gelu(const Tensor<T>& x) const { return linear_gelu(x, weight, bias); }
 };
@@ -125,9 +129,9 @@ struct CausalSelfAttention {
     /// With a cache (generation), x holds only the new positions and attention also sees the
     /// cached ones.
     Tensor<T> forward(const Tensor<T>& x, const KVCacheLayer<T>& cache = {}) const {
-        const Tensor<T> qkv = c_attn.forward(x);  // (B, T, 3C)
+        const Tensor<T> qkv = c_attn.forward(x, cache);                  // (B, T, 3C)
         const Tensor<T> y = cache ? cache.attend(qkv) : attention(qkv);  // (B, T, C)
-        return resid_dropout.forward(c_proj.forward(y));                 // (B, T, C)
+        return resid_dropout.forward(c_proj.forward(y, cache));          // (B, T, C)
     }
 
     /// The attention core of the training forward: all heads over T causal positions.
@@ -159,9 +163,10 @@ struct MLP {
                Linear<T>::num_parameters(4 * s.n_embd, s.n_embd, s.bias);
     }
 
-    Tensor<T> forward(const Tensor<T>& x) const {
-        const Tensor<T> h = c_fc.forward_gelu(x);  // gelu(c_fc(x)), fused: (B, T, 4C)
-        return drop.forward(c_proj.forward(h));    // (B, T, C)
+    Tensor<T> forward(const Tensor<T>& x, const KVCacheLayer<T>& cache = {}) const {
+        // gelu(c_fc(x)), fused: (B, T, 4C); in generation with bfloat16 weights, not fused.
+        const Tensor<T> h = cache ? gelu(c_fc.forward(x, cache)) : c_fc.forward_gelu(x);
+        return drop.forward(c_proj.forward(h, cache));  // (B, T, C)
     }
 };
 
@@ -187,7 +192,7 @@ struct Block {
 
     Tensor<T> forward(Tensor<T> x, const KVCacheLayer<T>& cache = {}) const {
         x = add(x, attn.forward(ln_1.forward(x), cache));  // (B, T, C)
-        x = add(x, mlp.forward(ln_2.forward(x)));          // (B, T, C)
+        x = add(x, mlp.forward(ln_2.forward(x), cache));   // (B, T, C)
         return x;
     }
 };

@@ -14,6 +14,7 @@
 #include <vector>      // std::vector
 
 #include <nanogpt/config.hpp>
+#include <nanogpt/dtype.hpp>
 #include <nanogpt/kv_cache.hpp>
 #include <nanogpt/layers.hpp>
 #include <nanogpt/ops/loss.hpp>
@@ -60,6 +61,7 @@ public:
             throw std::invalid_argument("GPT::forward: targets " + targets.shape().to_string() +
                                         " do not match idx " + idx.shape().to_string());
         }
+        MatmulDtypeScope dtype(config_.dtype);  // each op's backward keeps the dtype it ran with
         const Tensor<T> x = hidden_states(idx);           // (B, T, C)
         Output out{linear(x, wte_.weight), Tensor<T>()};  // (B, T, V): lm_head shares wte
         if (targets.defined()) out.loss = cross_entropy(out.logits, targets);  // (1)
@@ -79,8 +81,9 @@ public:
                 "GPT::forward: attention against a KV cache has no backward; run it under "
                 "NoGradGuard");
         }
-        const Tensor<T> x = hidden_states(idx, &cache);  // (1, T, C)
-        return {linear(x, wte_.weight), Tensor<T>()};     // (1, T, V)
+        MatmulDtypeScope dtype(config_.dtype);
+        const Tensor<T> x = hidden_states(idx, &cache);                 // (1, T, C)
+        return {cache.linear(x, wte_.weight, Tensor<T>()), Tensor<T>()};  // (1, T, V)
     }
 
     /// Appends max_new_tokens sampled tokens to `tokens` (cropping the context to block_size),
@@ -100,6 +103,7 @@ public:
         check_token_ids(tokens.data(), static_cast<std::int64_t>(tokens.size()), config_.vocab_size,
                         "GPT::generate");
         NoGradGuard no_grad;
+        MatmulDtypeScope dtype(config_.dtype);
         ModeGuard eval_mode(*this, false);  // restores train/eval on every exit, also on throw
         std::vector<T> logits(static_cast<std::size_t>(config_.vocab_size));
         std::vector<std::int32_t> scratch;
@@ -145,6 +149,13 @@ public:
     bool fused_attention() const { return blocks_.empty() || blocks_.front().attn.fused; }
 
     const GPTConfig& config() const { return config_; }
+    /// The number format of the matrix products from now on (GPTConfig::dtype).
+    void set_dtype(Dtype dtype) {
+        GPTConfig changed = config_;
+        changed.dtype = dtype;
+        changed.validate();
+        config_ = changed;
+    }
     /// The layers, read-only, in nanoGPT's order (model.transformer.wte, .wpe, .h, .ln_f).
     const Embedding<T>& wte() const { return wte_; }
     const Embedding<T>& wpe() const { return wpe_; }
@@ -196,9 +207,16 @@ private:
         Tensor<std::int32_t> idx(Shape{1, len});
         std::copy(tokens, tokens + len, idx.data());
         Tensor<T> x = hidden_states(idx, cache);  // (1, len, C)
-        kernels::linear_forward(logits, x.data() + (len - 1) * config_.n_embd, wte_.weight.data(),
-                                static_cast<const T*>(nullptr), 1, config_.n_embd,
-                                config_.vocab_size);
+        const T* last = x.data() + (len - 1) * config_.n_embd;
+        if (cache != nullptr && cache->uses_bf16_weights()) {  // the head's bfloat16 copy
+            Tensor<T> row(Shape{1, config_.n_embd});
+            std::copy(last, last + config_.n_embd, row.data());
+            const Tensor<T> out = cache->linear(row, wte_.weight, Tensor<T>());
+            std::copy(out.data(), out.data() + config_.vocab_size, logits);
+            return;
+        }
+        kernels::linear_forward(logits, last, wte_.weight.data(), static_cast<const T*>(nullptr),
+                                1, config_.n_embd, config_.vocab_size);
     }
 
     // Members are built in declaration order, which is GPT-2's parameter order: wte, wpe, h.0 ...

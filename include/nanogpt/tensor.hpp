@@ -8,7 +8,7 @@
 //   * graph: made by an op, it lives in the tape's arena until the next Tape::begin_graph()
 //     (GPT::forward starts a new graph); touching it after that throws std::logic_error.
 // T is float for training and double for finite-difference gradient checks; integer T (token ids)
-// works as plain storage without gradients. Builds on tape.hpp; read next: ops/elementwise.hpp.
+// works as plain storage without gradients. Builds on tape.hpp; read next: dtype.hpp.
 #pragma once
 
 #include <algorithm>         // std::copy, std::fill, std::max

@@ -39,7 +39,8 @@ namespace nanogpt::detail {
 struct CpuFeatures {
     bool avx2_fma = false;  // 256-bit AVX2 with fused multiply-add (Haswell, Zen 1 and later)
     bool avx512 = false;    // AVX-512 F + VL with FMA (Skylake-X, Ice Lake, Zen 4 and later)
-    bool neon = false;      // AArch64 Advanced SIMD (Apple silicon, Graviton, Ampere)
+    bool avx512bf16 = false;  // AVX512-BF16 (+ BW): vdpbf16ps (Cooper Lake, Sapphire Rapids, Zen 4)
+    bool neon = false;        // AArch64 Advanced SIMD (Apple silicon, Graviton, Ampere)
 };
 
 inline CpuFeatures detect_cpu_features() {
@@ -49,6 +50,8 @@ inline CpuFeatures detect_cpu_features() {
     f.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     f.avx512 =
         f.avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    f.avx512bf16 =
+        f.avx512 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16");
 #endif
 #ifdef NANOGPT_ARM_NEON
     f.neon = true;

@@ -39,6 +39,7 @@
 #include "nanogpt/detail/gemm_kernels.hpp"
 #include "nanogpt/detail/gemm_kernels_neon.hpp"
 #include "nanogpt/detail/parallel.hpp"  // parallel_region, team_barrier, max_threads
+#include "nanogpt/dtype.hpp"
 namespace nanogpt::kernels {
 
 // ---- reference ----
@@ -67,8 +68,8 @@ namespace gemm_detail {
 // ---- packing (layout: see gemm_kernels.hpp) ----
 
 template <class Kernel>
-inline void pack_a(const GemmArgs& g, std::int64_t i0, std::int64_t mc, std::int64_t p0,
-                   std::int64_t kc, float* dst) {
+inline void pack_a_floats(const GemmArgs& g, std::int64_t i0, std::int64_t mc, std::int64_t p0,
+                          std::int64_t kc, float* dst) {
     constexpr int MR = Kernel::mr;
     if (g.trans_a) {  // A is [K,M]: row p holds all mc values contiguously; walk it once
         for (std::int64_t p = 0; p < kc; ++p) {
@@ -87,12 +88,32 @@ inline void pack_a(const GemmArgs& g, std::int64_t i0, std::int64_t mc, std::int
 }
 
 template <class Kernel>
-inline void pack_b_sliver(const GemmArgs& g, std::int64_t j0, int cols, std::int64_t p0,
+inline void pack_b_floats(const GemmArgs& g, std::int64_t j0, int cols, std::int64_t p0,
                           std::int64_t kc, float* dst) {
     if (g.trans_b)  // B is [N,K]: a transpose
         Kernel::template interleave<Kernel::nr>(g.B + j0 * g.ldb + p0, g.ldb, cols, kc, dst);
     else  // B is [K,N]: each p is a contiguous run
         copy_rows<Kernel::nr>(g.B + p0 * g.ldb + j0, g.ldb, cols, kc, dst);
+}
+
+// A kernel with a packed format of its own (the bf16 kernels, gemm_bf16.hpp) supplies pack_a and
+// pack_b; every other kernel gets the float slivers above.
+template <class Kernel>
+inline void pack_a(const GemmArgs& g, std::int64_t i0, std::int64_t mc, std::int64_t p0,
+                   std::int64_t kc, float* dst) {
+    if constexpr (requires { Kernel::pack_a(g, i0, mc, p0, kc, dst); })
+        Kernel::pack_a(g, i0, mc, p0, kc, dst);
+    else
+        pack_a_floats<Kernel>(g, i0, mc, p0, kc, dst);
+}
+
+template <class Kernel>
+inline void pack_b_sliver(const GemmArgs& g, std::int64_t j0, int cols, std::int64_t p0,
+                          std::int64_t kc, float* dst) {
+    if constexpr (requires { Kernel::pack_b(g, j0, cols, p0, kc, dst); })
+        Kernel::pack_b(g, j0, cols, p0, kc, dst);
+    else
+        pack_b_floats<Kernel>(g, j0, cols, p0, kc, dst);
 }
 
 // ---- blocked driver ----
@@ -365,15 +386,28 @@ inline void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, st
     }
 }
 
-/// Dispatches: float goes to sgemm, any other T to gemm_reference.
+// Defined in gemm_bf16.hpp (included at the end of this file): the bfloat16 product.
+inline void gemm_bf16(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K,
+                      const float* A, std::int64_t lda, const float* B, std::int64_t ldb, float* C,
+                      std::int64_t ldc, bool accumulate, const GemmEpilogue<float>& epilogue);
+
+/// Dispatches: float goes to sgemm, or to gemm_bf16 while matmul_dtype() is bfloat16 (dtype.hpp);
+/// any other T to gemm_reference.
 template <class T>
 void gemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, const T* A,
           std::int64_t lda, const T* B, std::int64_t ldb, T* C, std::int64_t ldc, bool accumulate,
           const GemmEpilogue<T>& epilogue = {}) {
-    if constexpr (std::is_same_v<T, float>)
-        sgemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, epilogue);
-    else
+    if constexpr (std::is_same_v<T, float>) {
+        if (matmul_dtype() == Dtype::bfloat16)
+            gemm_bf16(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, epilogue);
+        else
+            sgemm(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, epilogue);
+    } else
         gemm_reference(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate, epilogue);
 }
 
 }  // namespace nanogpt::kernels
+
+// After everything above, which it builds on (it includes this file too; #pragma once makes the
+// order of inclusion irrelevant).
+#include "nanogpt/detail/gemm_bf16.hpp"

@@ -18,6 +18,7 @@
 #include <nanogpt/detail/cpu_features.hpp>  // NANOGPT_ALWAYS_INLINE
 #include <nanogpt/detail/fast_math.hpp>
 #include <nanogpt/detail/gemm.hpp>
+#include <nanogpt/dtype.hpp>  // matmul_dtype: a backward runs in its forward's dtype
 #include <nanogpt/detail/op_support.hpp>
 #include <nanogpt/detail/parallel.hpp>
 #include <nanogpt/detail/reduce.hpp>
@@ -424,7 +425,9 @@ Tensor<T> causal_self_attention(const Tensor<T>& qkv, std::int64_t n_head, doubl
         Tensor<T>::graph_output(Shape{kernels::attention_workspace_size(d, false)}, false);
     kernels::attention_forward(out.data(), stats.data(), workspace.data(), qkv.data(), d);
     if (out.requires_grad()) {
-        Tape::current().record("causal_self_attention", {qkv}, [out, qkv, stats, d] {
+        Tape::current().record("causal_self_attention", {qkv}, [out, qkv, stats, d,
+                                                                  dtype = matmul_dtype()] {
+            MatmulDtypeScope scope(dtype);  // q k^T and the weights x v in the forward's dtype
             const auto n = static_cast<std::size_t>(kernels::attention_workspace_size(d, true));
             T* scratch = static_cast<T*>(Tape::current().backward_scratch(n * sizeof(T)));
             kernels::attention_backward(qkv.grad(), scratch, out.grad(), qkv.data(), stats.data(),

@@ -8,6 +8,7 @@
 
 #include <nanogpt/detail/cpu_features.hpp>  // NANOGPT_ALWAYS_INLINE
 #include <nanogpt/detail/gemm.hpp>
+#include <nanogpt/dtype.hpp>  // matmul_dtype: a backward runs in its forward's dtype
 #include <nanogpt/detail/op_support.hpp>
 #include <nanogpt/detail/parallel.hpp>
 #include <nanogpt/ops/elementwise.hpp>
@@ -106,7 +107,8 @@ Tensor<T> matmul(const Tensor<T>& a, const Tensor<T>& b, bool trans_a = false,
     Tensor<T> out = Tensor<T>::graph_output(out_shape, detail::any_requires_grad(a, b));
     kernels::matmul_forward(out.data(), a.data(), b.data(), d);
     if (out.requires_grad()) {
-        Tape::current().record("matmul", {a, b}, [out, a, b, d] {
+        Tape::current().record("matmul", {a, b}, [out, a, b, d, dtype = matmul_dtype()] {
+            MatmulDtypeScope scope(dtype);  // the backward's products in the forward's dtype
             kernels::matmul_backward(a.grad(), b.grad(), a.data(), b.data(), out.grad(), d);
         });
     }
@@ -170,7 +172,9 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
                             N, C, OC);
     if (out.requires_grad()) {
         Tape::current().record(
-            "linear", {x, weight, bias}, [out, x, weight, bias, has_bias, N, C, OC] {
+            "linear", {x, weight, bias}, [out, x, weight, bias, has_bias, N, C, OC,
+                                              dtype = matmul_dtype()] {
+                MatmulDtypeScope scope(dtype);
                 const auto dx = x.grad_for_write();
                 kernels::linear_backward(dx.data, dx.overwrite, weight.grad(),
                                          has_bias ? bias.grad() : nullptr, x.data(), weight.data(),
@@ -253,7 +257,9 @@ Tensor<T> linear_gelu(const Tensor<T>& x, const Tensor<T>& weight,
                                  has_bias ? bias.data() : nullptr, N, C, OC);
     if (out.requires_grad()) {
         Tape::current().record(
-            "linear_gelu", {x, weight, bias}, [out, h, x, weight, bias, has_bias, N, C, OC] {
+            "linear_gelu", {x, weight, bias}, [out, h, x, weight, bias, has_bias, N, C, OC,
+                                                dtype = matmul_dtype()] {
+                MatmulDtypeScope scope(dtype);
                 const auto dx = x.grad_for_write();
                 const auto scratch_bytes =
                     static_cast<std::size_t>(kernels::linear_gelu_backward_scratch(N, OC)) *
