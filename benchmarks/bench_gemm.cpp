@@ -6,7 +6,7 @@
 // against the measured peak of the bf16 kernel's instruction (vdpbf16ps for avx512bf16, the FP32
 // FMA for the kernels that round and run FP32 arithmetic); validated against the summation bound.
 //
-// usage: bench_gemm [--runs N] [--kernel avx512|avx2|portable] [--threads T]
+// usage: bench_gemm [--runs N] [--kernel avx512|avx2|neon|portable] [--threads T]
 //                   [--dtype bfloat16] [--bf16_kernel avx512bf16|avx512|avx2|portable]
 // Prints medians over N timed runs after two warm-up runs.
 #include <algorithm>  // std::sort, std::max
@@ -20,15 +20,13 @@
 #include <string>     // std::string
 #include <vector>     // std::vector
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #ifdef NANOGPT_HAVE_CBLAS
 #include <cblas.h>
 #endif
 
 #include "nanogpt/detail/cpu_features.hpp"
 #include "nanogpt/detail/gemm.hpp"
+#include "nanogpt/threading.hpp"
 #include "peak_flops.hpp"
 
 namespace {
@@ -209,20 +207,17 @@ int main(int argc, char** argv) {
                 return 1;
             }
         }
-#ifdef _OPENMP
-        else if (std::strcmp(argv[i], "--threads") == 0)
-            omp_set_num_threads(std::atoi(argv[i + 1]));
-#endif
+        else if (std::strcmp(argv[i], "--threads") == 0 && std::atoi(argv[i + 1]) > 0)
+            nanogpt::set_num_threads(std::atoi(argv[i + 1]));
     }
-    int threads = 1;
-#ifdef _OPENMP
-    threads = omp_get_max_threads();
-#endif
+    const int threads = nanogpt::num_threads();
     // The best of two measurements a moment apart: a busy moment can only lower one.
     const double peak = std::max(bench::measured_peak_gflops(), bench::measured_peak_gflops());
     std::printf(
-        "sgemm kernel: %s, threads: %d, runs: %d (median), measured FP32 peak %.1f GFLOP/s\n",
-        nanogpt::kernels::sgemm_kernel_name(), threads, runs, peak);
+        "sgemm kernel: %s, threads: %d (%s), runs: %d (median), measured FP32 peak %.1f "
+        "GFLOP/s\n",
+        nanogpt::kernels::sgemm_kernel_name(), threads, nanogpt::threading_backend(), runs,
+        peak);
     const double err = validate();
     std::printf("validation vs double reference: max rel error %.2e %s\n", err,
                 err < 1e-4 ? "ok" : "FAILED");

@@ -109,13 +109,12 @@ int main(int argc, char** argv) {
             (long long)(c.n_embd / c.n_head), (long long)c.block_size, (long long)w.batch_size,
             n / 1e6);
         std::printf(
-            "threads %d, dtype %s, gemm kernel %s, %lld timed iterations after %lld warm-up, "
-            "last loss %.4f\n",
-            nanogpt::num_threads(), nanogpt::dtype_name(dtype),
+            "threads %d (%s), dtype %s, gemm kernel %s, %lld timed iterations after %lld "
+            "warm-up, last loss %.4f\n",
+            nanogpt::num_threads(), nanogpt::threading_backend(), nanogpt::dtype_name(dtype),
             dtype == nanogpt::Dtype::bfloat16 ? nanogpt::kernels::gemm_bf16_kernel_name()
                                               : nanogpt::kernels::sgemm_kernel_name(),
-            (long long)iters,
-            (long long)warmup, static_cast<double>(last_loss));
+            (long long)iters, (long long)warmup, static_cast<double>(last_loss));
         std::printf("MFU against %.1f GFLOP/s %s peak (%s)\n", peak,
                     dtype == nanogpt::Dtype::bfloat16 ? "bfloat16" : "FP32",
                     given_peak > 0.0 ? "--peak_gflops" : "measured: FMA loop on every thread");

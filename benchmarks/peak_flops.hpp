@@ -128,13 +128,10 @@ inline double measured_peak_gflops(nanogpt::Dtype dtype = nanogpt::Dtype::float3
     volatile float sink = 0.0f;
     for (int trial = 0; trial < 5; ++trial) {
         const auto t0 = std::chrono::steady_clock::now();
-#ifdef _OPENMP
-#pragma omp parallel num_threads(threads)
-#endif
-        {
+        nanogpt::detail::parallel_region(threads, [&](int, int) {
             const float r = peak_detail::run_loop(iters, bf16);
             if (r == 12345.0f) sink = r;  // practically never true; keeps the result alive
-        }
+        });
         const double s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const double per_lane = bf16 ? 4.0 : 2.0;  // a pair of multiply-adds, or one

@@ -1,6 +1,7 @@
 // Tests for detail/gemm.hpp: every sgemm kernel this CPU runs, in all four transpose forms, against
 // gemm_reference<double> on the same float inputs; edge sizes, padded leading dimensions,
-// accumulate on and off, the bias / GELU epilogue; and bit-identical results for 1 and 2 threads.
+// accumulate on and off, the bias / GELU epilogue; and bit-identical results for 1, 2 and 3
+// threads.
 #include <catch2/catch.hpp>
 
 #include <cmath>    // std::fabs, std::isnan
@@ -11,10 +12,6 @@
 #include <string>   // std::string
 #include <vector>   // std::vector
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "nanogpt/detail/gemm.hpp"
 
 namespace {
@@ -22,7 +19,7 @@ namespace {
 using nanogpt::kernels::gemm_reference;
 using nanogpt::kernels::sgemm;
 
-const char* const all_kernels[] = {"portable", "avx2", "avx512"};
+const char* const all_kernels[] = {"portable", "avx2", "avx512", "neon"};
 
 struct Shape {
     bool trans_a, trans_b;
@@ -144,7 +141,10 @@ struct KernelGuard {
 TEST_CASE("sgemm kernel choice", "[gemm]") {
     KernelGuard guard;
     const std::string best = nanogpt::kernels::sgemm_kernel_name();
-    CHECK((best == "avx512" || best == "avx2" || best == "portable"));
+    CHECK((best == "avx512" || best == "avx2" || best == "neon" || best == "portable"));
+#if defined(__aarch64__)
+    CHECK(best == "neon");  // every AArch64 CPU has NEON
+#endif
     REQUIRE(nanogpt::kernels::sgemm_force_kernel("portable"));
     CHECK(std::string(nanogpt::kernels::sgemm_kernel_name()) == "portable");
     CHECK_FALSE(nanogpt::kernels::sgemm_force_kernel("sse9"));
@@ -229,10 +229,9 @@ TEST_CASE("gemm dispatches float and double", "[gemm]") {
     CHECK(cd[3] == 1 + 2 * 7 + 4 * 8);
 }
 
-#ifdef _OPENMP
-TEST_CASE("sgemm gives bit-identical results with 1 and 2 threads", "[gemm]") {
+TEST_CASE("sgemm gives bit-identical results with 1, 2 and 3 threads", "[gemm]") {
     KernelGuard guard;
-    const int saved_threads = omp_get_max_threads();
+    const int saved_threads = nanogpt::detail::max_threads();
     const Shape shapes[] = {{false, true, 300, 200, 520}, {false, false, 37, 500, 600},
                             {true, false, 130, 257, 300}, {true, true, 701, 96, 64},
                             {false, true, 29, 4200, 20},  {true, false, 90, 70, 1700},
@@ -245,15 +244,15 @@ TEST_CASE("sgemm gives bit-identical results with 1 and 2 threads", "[gemm]") {
             const Stored a(s.trans_a ? s.K : s.M, s.trans_a ? s.M : s.K, 0, rng);
             const Stored b(s.trans_b ? s.N : s.K, s.trans_b ? s.K : s.N, 0, rng);
             const Stored c0(s.M, s.N, 0, rng);
-            std::vector<float> c[2] = {c0.data, c0.data};
-            for (int t = 0; t < 2; ++t) {
-                omp_set_num_threads(t + 1);
+            std::vector<float> c[3] = {c0.data, c0.data, c0.data};
+            for (int t = 0; t < 3; ++t) {
+                nanogpt::detail::set_threads(t + 1);
                 sgemm(s.trans_a, s.trans_b, s.M, s.N, s.K, a.data.data(), a.ld, b.data.data(), b.ld,
                       c[t].data(), c0.ld, true);
             }
             CHECK(std::memcmp(c[0].data(), c[1].data(), c[0].size() * sizeof(float)) == 0);
+            CHECK(std::memcmp(c[0].data(), c[2].data(), c[0].size() * sizeof(float)) == 0);
         }
     }
-    omp_set_num_threads(saved_threads);
+    nanogpt::detail::set_threads(saved_threads);
 }
-#endif

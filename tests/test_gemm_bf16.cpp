@@ -12,12 +12,9 @@
 #include <string>   // std::string
 #include <vector>   // std::vector
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "nanogpt/detail/gemm.hpp"
 #include "nanogpt/dtype.hpp"
+#include "nanogpt/threading.hpp"
 
 namespace {
 
@@ -189,6 +186,7 @@ TEST_CASE("bf16 gemm is within the summation bound of the exact product of round
 
 TEST_CASE("bf16 gemm is deterministic and independent of the thread count", "[gemm_bf16]") {
     KernelGuard guard;
+    const int threads_before = nanogpt::num_threads();
     const Shape shapes[] = {{false, true, 300, 200, 520}, {false, false, 37, 500, 601},
                             {true, false, 130, 257, 300}, {true, true, 701, 96, 64},
                             {true, false, 90, 70, 3100},  {false, true, 3, 2000, 700}};
@@ -203,9 +201,7 @@ TEST_CASE("bf16 gemm is deterministic and independent of the thread count", "[ge
             const auto c0 = random_matrix(s.M, s.N, rng);
             std::vector<float> c[3] = {c0, c0, c0};
             for (int t = 0; t < 3; ++t) {
-#ifdef _OPENMP
-                omp_set_num_threads(t == 2 ? 1 : 2);  // twice with 2 threads, once with 1
-#endif
+                nanogpt::set_num_threads(t == 2 ? 1 : 2);  // twice with 2 threads, once with 1
                 gemm_bf16(s.trans_a, s.trans_b, s.M, s.N, s.K, a.data(), lda, b.data(), ldb,
                           c[t].data(), s.N, true, {});
             }
@@ -213,9 +209,7 @@ TEST_CASE("bf16 gemm is deterministic and independent of the thread count", "[ge
             CHECK(std::memcmp(c[0].data(), c[2].data(), c[0].size() * sizeof(float)) == 0);
         }
     }
-#ifdef _OPENMP
-    omp_set_num_threads(omp_get_num_procs());
-#endif
+    nanogpt::set_num_threads(threads_before);
 }
 
 TEST_CASE("gemm follows the matmul dtype for float and ignores it for double", "[gemm_bf16]") {

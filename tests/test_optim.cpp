@@ -106,7 +106,7 @@ TEST_CASE("optim: AdamW in float follows the double result", "[optim]") {
 }
 
 TEST_CASE("optim: the fast AdamW loop equals the plain one", "[optim]") {
-    // Several 16384-element chunks and a tail that is not a multiple of 16, so on an AVX-512 CPU
+    // Several 16384-element chunks and a tail that is not a multiple of 16, so with AVX-512 or NEON
     // both the vector loop and its scalar remainder run. Same operations in the same order; only
     // FMA contraction in the plain loop may round differently, by an ulp or so of the terms
     // (|(1 - beta1) g| < 0.6, |p| < 1.1), hence the absolute margins.

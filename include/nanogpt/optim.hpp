@@ -12,7 +12,7 @@
 #include <type_traits>  // std::is_same_v
 #include <vector>       // std::vector
 
-#include <nanogpt/detail/adamw_kernels.hpp>  // AdamWScalars, adamw_span_avx512
+#include <nanogpt/detail/adamw_kernels.hpp>  // AdamWScalars, adamw_span_avx512 / _neon
 #include <nanogpt/detail/cpu_features.hpp>   // NANOGPT_X86_SIMD, NANOGPT_ALWAYS_INLINE
 #include <nanogpt/detail/parallel.hpp>
 #include <nanogpt/detail/reduce.hpp>
@@ -96,7 +96,7 @@ void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr
         (n + chunk - 1) / chunk, [&](std::int64_t blk) NANOGPT_ALWAYS_INLINE {
             const std::int64_t begin = blk * chunk, end = std::min(n, begin + chunk);
             T check = 0;
-#ifdef NANOGPT_X86_SIMD
+#if defined(NANOGPT_X86_SIMD)
             if constexpr (std::is_same_v<T, float>) {
                 if (avx512) {
                     const std::int64_t vectors = begin + (end - begin) / 16 * 16;
@@ -105,6 +105,14 @@ void adamw_update(T* param, const T* grad, T* m, T* v, std::int64_t n, double lr
                 } else {
                     check = adamw_span(param, grad, m, v, begin, end, s);
                 }
+            } else {
+                check = adamw_span(param, grad, m, v, begin, end, s);
+            }
+#elif defined(NANOGPT_ARM_NEON)
+            if constexpr (std::is_same_v<T, float>) {
+                const std::int64_t vectors = begin + (end - begin) / 4 * 4;
+                check = adamw_span_neon(param, grad, m, v, begin, vectors, s) +
+                        adamw_span(param, grad, m, v, vectors, end, s);  // the last few
             } else {
                 check = adamw_span(param, grad, m, v, begin, end, s);
             }

@@ -3,8 +3,9 @@
 // Every kernel splits its work statically across this many threads, so for a fixed count the
 // results are identical run to run (see detail/parallel.hpp). The default is one thread per core.
 // A program that runs several models at once, or shares the machine, sets a smaller count once
-// at start-up. Builds without OpenMP run every loop on the calling thread: num_threads() is 1
-// and set_num_threads only checks its argument. Read next: tape.hpp.
+// at start-up. Builds without OpenMP (Apple clang, -DNANOGPT_USE_OPENMP=OFF) run the loops on a
+// std::thread pool instead, with the same split and the same results (detail/thread_pool.hpp).
+// Read next: tape.hpp.
 #pragma once
 
 #include <stdexcept>  // std::invalid_argument
@@ -23,7 +24,10 @@ inline void set_num_threads(int n) {
     detail::set_threads(n);
 }
 
-/// The number of threads parallel loops use now (1 in a build without OpenMP).
+/// The number of threads parallel loops use now.
 inline int num_threads() { return detail::max_threads(); }
+
+/// What runs the parallel loops in this build: "openmp" or "std::thread" (the pool).
+inline const char* threading_backend() { return detail::threading_backend(); }
 
 }  // namespace nanogpt

@@ -1,7 +1,7 @@
 // cpu_features.hpp — which SIMD instruction sets this CPU (and its OS) can run, asked once.
 //
-// The library is built without -march flags, so the fast kernels in gemm.hpp are compiled with
-// per-function target attributes and chosen at run time from what is detected here.
+// The library is built without -march flags, so the fast x86 kernels in gemm.hpp are compiled
+// with per-function target attributes and chosen at run time from what is detected here.
 // __builtin_cpu_supports (g++ and clang) also checks that the OS saves the wide registers.
 // Read next: gemm.hpp and parallel.hpp, its users.
 #pragma once
@@ -12,6 +12,12 @@
 // under this one condition.
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define NANOGPT_X86_SIMD 1
+#endif
+
+// NANOGPT_ARM_NEON: compiling for AArch64, where Advanced SIMD (NEON) is part of the base
+// architecture: every such CPU runs it, so the NEON kernels need no run-time check.
+#if defined(__aarch64__) && defined(__ARM_NEON)
+#define NANOGPT_ARM_NEON 1
 #endif
 
 // NANOGPT_ALWAYS_INLINE: inline this function (or lambda) into its caller whatever the
@@ -34,6 +40,7 @@ struct CpuFeatures {
     bool avx2_fma = false;  // 256-bit AVX2 with fused multiply-add (Haswell, Zen 1 and later)
     bool avx512 = false;    // AVX-512 F + VL with FMA (Skylake-X, Ice Lake, Zen 4 and later)
     bool avx512bf16 = false;  // AVX512-BF16 (+ BW): vdpbf16ps (Cooper Lake, Sapphire Rapids, Zen 4)
+    bool neon = false;        // AArch64 Advanced SIMD (Apple silicon, Graviton, Ampere)
 };
 
 inline CpuFeatures detect_cpu_features() {
@@ -45,6 +52,9 @@ inline CpuFeatures detect_cpu_features() {
         f.avx2_fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
     f.avx512bf16 =
         f.avx512 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16");
+#endif
+#ifdef NANOGPT_ARM_NEON
+    f.neon = true;
 #endif
     return f;
 }

@@ -10,10 +10,12 @@
 //   * a register-tiled micro-kernel: an MR x NR tile of C lives in vector registers for the whole
 //     KC loop, fed by one broadcast of A and NR/width loads of B per step.
 // Kernels exist for AVX-512 and AVX2 (compiled with target attributes, chosen at run time, so a
-// build without -march still uses them) and in plain C++ for every other CPU. Products with at
-// most 4 rows (sampling a token at a time) skip packing and stream B directly.
-// Threads (OpenMP, optional) split C by rows, or by columns when M is short; a call from inside
-// a parallel region, or a product under ~2^20 multiply-adds, runs on the calling thread.
+// build without -march still uses them), for AArch64's NEON (gemm_kernels_neon.hpp), and in
+// plain C++ for every other CPU. Products with at most 4 rows (sampling a token at a time) skip
+// packing and stream B directly.
+// Threads (parallel.hpp's regions: OpenMP or the std::thread pool) split C by rows, or by
+// columns when M is short; a call from inside a parallel region, or a product under ~2^20
+// multiply-adds, runs on the calling thread.
 // Determinism: block sizes never depend on the thread count and K is never split across threads,
 // so every element of C sees the same floating-point operations whatever the thread count.
 // An optional epilogue finishes each tile of C while it is still in L1: a bias added to every
@@ -33,12 +35,10 @@
 #include <new>          // operator new(size, align_val_t, nothrow), std::align_val_t
 #include <type_traits>  // std::is_same_v
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "nanogpt/detail/cpu_features.hpp"
 #include "nanogpt/detail/gemm_kernels.hpp"
+#include "nanogpt/detail/gemm_kernels_neon.hpp"
+#include "nanogpt/detail/parallel.hpp"  // parallel_region, team_barrier, max_threads
 #include "nanogpt/dtype.hpp"
 namespace nanogpt::kernels {
 
@@ -137,12 +137,6 @@ inline std::size_t arena_floats(const GemmArgs& g, int threads) {
     return static_cast<std::size_t>(kc * nc + threads * mc * kc);
 }
 
-inline void team_barrier() {
-#ifdef _OPENMP
-#pragma omp barrier
-#endif
-}
-
 // Splits `threads` into a grid of row groups x column groups (tm divides threads). Rows first:
 // the B slice is shared, so a row split packs nothing twice; columns only when M is too short to
 // give every thread a few tiles (then the threads of one row group pack the same A block).
@@ -201,7 +195,7 @@ inline void gemm_thread(const GemmArgs& g, float* arena, int tid, int nt) {
                 pack_b_sliver<Kernel>(g, jc + s * NR,
                                       static_cast<int>(std::min<std::int64_t>(NR, nc - s * NR)), pc,
                                       kc, b_pack + s * NR * kc);
-            if (nt > 1) team_barrier();
+            if (nt > 1) nanogpt::detail::team_barrier();
             const std::int64_t s_begin = slivers * col_group / tn;
             const std::int64_t s_end = slivers * (col_group + 1) / tn;
             for (std::int64_t ic = m_begin; ic < m_end; ic += Kernel::mc) {
@@ -210,7 +204,7 @@ inline void gemm_thread(const GemmArgs& g, float* arena, int tid, int nt) {
                 macro_kernel<Kernel>(g, a_pack, b_pack, ic, mc, jc, nc, kc, s_begin, s_end,
                                      pc == 0 && !g.accumulate, pc + kc == g.K && g.has_epilogue());
             }
-            if (nt > 1) team_barrier();
+            if (nt > 1) nanogpt::detail::team_barrier();
         }
     }
 }
@@ -247,13 +241,8 @@ inline PackArena& pack_arena() {
 // Threads for a call: one when already inside a parallel region (nesting would oversubscribe)
 // or when the product is so small (< ~2 MFLOP) that waking the team costs more than it saves.
 inline int gemm_threads(std::int64_t M, std::int64_t N, std::int64_t K) {
-#ifdef _OPENMP
-    if (omp_in_parallel() || M * N * K < (std::int64_t(1) << 20)) return 1;
-    return std::max(1, omp_get_max_threads());
-#else
-    (void)M, (void)N, (void)K;
-    return 1;
-#endif
+    if (nanogpt::detail::in_parallel() || M * N * K < (std::int64_t(1) << 20)) return 1;
+    return std::max(1, nanogpt::detail::max_threads());
 }
 
 // Few rows: the skinny path, its columns split across threads.
@@ -264,19 +253,9 @@ inline bool is_skinny(const GemmArgs& g) { return g.M <= 4; }
 // whenever op(B) is big enough (64K floats) to amortise waking the team, however few the rows.
 template <class Kernel>
 inline void sgemm_skinny(const GemmArgs& g) {
-    const int threads = gemm_threads(1, g.N, g.K * 16);
-#ifdef _OPENMP
-    if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-        {
-            const std::int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-            Kernel::skinny(g, g.N * t / nt, g.N * (t + 1) / nt);
-        }
-        return;
-    }
-#endif
-    (void)threads;
-    Kernel::skinny(g, 0, g.N);
+    nanogpt::detail::parallel_region(gemm_threads(1, g.N, g.K * 16), [&](int tid, int nt) {
+        Kernel::skinny(g, g.N * tid / nt, g.N * (tid + 1) / nt);
+    });
 }
 
 template <class Kernel>
@@ -292,33 +271,32 @@ inline void sgemm_blocked(const GemmArgs& g) {
                        g.accumulate, g.epilogue);
         return;
     }
-#ifdef _OPENMP
-    if (threads > 1) {
-#pragma omp parallel num_threads(threads)
-        gemm_thread<Kernel>(g, arena, omp_get_thread_num(), omp_get_num_threads());
-        return;
-    }
-#endif
-    gemm_thread<Kernel>(g, arena, 0, 1);
+    nanogpt::detail::parallel_region(
+        threads, [&](int tid, int nt) { gemm_thread<Kernel>(g, arena, tid, nt); });
 }
 
 // ---- kernel choice ----
 
-enum class SgemmKernel { portable = 0, avx2 = 1, avx512 = 2 };
+enum class SgemmKernel { portable = 0, avx2 = 1, avx512 = 2, neon = 3 };
 
 inline SgemmKernel best_sgemm_kernel() {
     const nanogpt::detail::CpuFeatures& f = nanogpt::detail::cpu_features();
 #ifdef NANOGPT_X86_SIMD
     if (f.avx512) return SgemmKernel::avx512;
     if (f.avx2_fma) return SgemmKernel::avx2;
-#else
-    (void)f;
 #endif
+#ifdef NANOGPT_ARM_NEON
+    if (f.neon) return SgemmKernel::neon;
+#endif
+    (void)f;
     return SgemmKernel::portable;
 }
 
+// The portable kernel runs everywhere, the best one here, and AVX2 also where AVX-512 is best.
 inline bool sgemm_kernel_supported(SgemmKernel k) {
-    return static_cast<int>(k) <= static_cast<int>(best_sgemm_kernel());
+    const SgemmKernel best = best_sgemm_kernel();
+    return k == SgemmKernel::portable || k == best ||
+           (k == SgemmKernel::avx2 && best == SgemmKernel::avx512);
 }
 
 // -1 = automatic; otherwise a forced SgemmKernel (tests use it to reach every path).
@@ -333,19 +311,21 @@ inline SgemmKernel current_sgemm_kernel() {
 
 }  // namespace gemm_detail
 
-/// Name of the kernel sgemm uses now: "avx512", "avx2" or "portable".
+/// Name of the kernel sgemm uses now: "avx512", "avx2", "neon" or "portable".
 inline const char* sgemm_kernel_name() {
     switch (gemm_detail::current_sgemm_kernel()) {
         case gemm_detail::SgemmKernel::avx512:
             return "avx512";
         case gemm_detail::SgemmKernel::avx2:
             return "avx2";
+        case gemm_detail::SgemmKernel::neon:
+            return "neon";
         default:
             return "portable";
     }
 }
 
-/// Forces sgemm onto one kernel ("avx512", "avx2", "portable"), or back to automatic choice with
+/// Forces sgemm onto one kernel ("avx512", "avx2", "neon", "portable"), or back to automatic choice with
 /// "auto" or nullptr. Returns false, changing nothing, for an unknown name or one this CPU lacks.
 inline bool sgemm_force_kernel(const char* name) {
     using gemm_detail::SgemmKernel;
@@ -358,6 +338,8 @@ inline bool sgemm_force_kernel(const char* name) {
         k = SgemmKernel::avx512;
     else if (std::strcmp(name, "avx2") == 0)
         k = SgemmKernel::avx2;
+    else if (std::strcmp(name, "neon") == 0)
+        k = SgemmKernel::neon;
     else if (std::strcmp(name, "portable") == 0)
         k = SgemmKernel::portable;
     else
@@ -391,6 +373,11 @@ inline void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, st
             break;
         case gemm_detail::SgemmKernel::avx2:
             gemm_detail::sgemm_blocked<gemm_detail::Avx2Kernel>(g);
+            break;
+#endif
+#ifdef NANOGPT_ARM_NEON
+        case gemm_detail::SgemmKernel::neon:
+            gemm_detail::sgemm_blocked<gemm_detail::NeonKernel>(g);
             break;
 #endif
         default:
