@@ -85,7 +85,10 @@ EOF
 chmod +x "${work}/agent.sh"
 printf '%s slots=1\n%s slots=1\n' "${ip_a}" "${ip_b}" > "${work}/hosts"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-mpirun_two=(ip netns exec "${ns_a}" mpirun --hostfile "${work}/hosts" -np 2
+# --bind-to none: Open MPI takes the two namespaces for two nodes and binds each rank to the first
+# core of "its" node, which on this one machine is the same core for both (seen: affinity mask 1
+# for both ranks, each at 50% of one core).
+mpirun_two=(ip netns exec "${ns_a}" mpirun --hostfile "${work}/hosts" -np 2 --bind-to none
     --mca plm_rsh_agent "${work}/agent.sh" --mca btl self,tcp
     --mca btl_tcp_if_include "${ip_a%.*}.0/24" --mca oob_tcp_if_include "${ip_a%.*}.0/24"
     -x OMP_NUM_THREADS=1 -x NANOGPT_PROGRESS=plain)
