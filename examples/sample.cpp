@@ -205,9 +205,11 @@ int run(examples::Args& args) {
     const std::vector<std::int32_t> prompt = codec.encode(start);
     nanogpt::Random rng(seed);
     Utf8Writer out(std::cout);
+    // One KV cache for every sample: with bfloat16 its copies of the weights are made once.
+    nanogpt::KVCache<float> cache(model->config());
     for (std::int64_t s = 0; s < num_samples; ++s) {
         out.write(start);
-        model->generate(prompt, max_new_tokens, sampling, rng,
+        model->generate(prompt, max_new_tokens, sampling, rng, cache,
                         [&](std::int32_t id) { out.write(codec.decode_one(id)); });
         out.finish();
         std::cout << "\n---------------\n";

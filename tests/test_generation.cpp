@@ -9,6 +9,7 @@
 #include <vector>     // std::vector
 
 #include <nanogpt/model.hpp>
+#include <nanogpt/optim.hpp>
 
 using namespace nanogpt;
 
@@ -82,7 +83,10 @@ TEST_CASE("generation: dtype bfloat16 reads a bfloat16 copy of the weights") {
         std::vector<float> logits(static_cast<std::size_t>(V));
         if (cached) {
             KVCache<float> cache(config);
-            CHECK(cache.uses_bf16_weights() == (dtype == Dtype::bfloat16));
+            {
+                MatmulDtypeScope scope(dtype);  // forward sets it from the model's dtype
+                CHECK(cache.uses_bf16_weights() == (dtype == Dtype::bfloat16));
+            }
             NoGradGuard no_grad;
             const auto step = [&](std::int64_t first, std::int64_t count) {
                 Tensor<std::int32_t> idx(Shape{1, count});
@@ -146,4 +150,105 @@ TEST_CASE("generation: KV cache errors name the problem") {
         REQUIRE_THROWS_AS(cache.layer(2), std::out_of_range);
         REQUIRE_THROWS_WITH(cache.layer(-1), "KVCache::layer: -1 is not in [0, 2)");
     }
+}
+
+namespace {
+// The last position's logits for `tokens` through `cache`, after forgetting its positions.
+std::vector<float> cached_logits(GPT<float>& model, KVCache<float>& cache,
+                                 const std::vector<std::int32_t>& tokens) {
+    NoGradGuard no_grad;
+    cache.reset(0);
+    Tensor<std::int32_t> idx(Shape{1, static_cast<std::int64_t>(tokens.size())});
+    std::copy(tokens.begin(), tokens.end(), idx.data());
+    const auto all = model.forward(idx, cache).logits.to_vector();
+    return std::vector<float>(all.end() - model.config().vocab_size, all.end());
+}
+
+// One AdamW step on a next-token loss, so the weights really move.
+void train_one_step(GPT<float>& model, AdamW<float>& optimizer) {
+    Tensor<std::int32_t> idx(Shape{1, 4}), targets(Shape{1, 4});
+    for (std::int32_t i = 0; i < 4; ++i) idx.data()[i] = i + 1, targets.data()[i] = i + 2;
+    model.zero_grad();
+    model.forward(idx, targets).loss.backward();
+    optimizer.step(0.05);
+}
+}  // namespace
+
+TEST_CASE("generation: a cache kept across generate calls gives the same tokens as a new one") {
+    for (Dtype dtype : {Dtype::float32, Dtype::bfloat16}) {
+        GPTConfig config{16, 97, 2, 2, 64, 0.0, true};
+        config.dtype = dtype;
+        GPT<float> model(config, 11);
+        KVCache<float> kept(config);
+        SamplingOptions options;
+        options.top_k = 5;
+        // Different prompts and lengths, the second past block_size (the window slides).
+        for (const auto& [prompt, count] :
+             {std::pair{std::vector<std::int32_t>{1, 2, 3}, 8},
+              std::pair{std::vector<std::int32_t>{40, 7}, 30},
+              std::pair{std::vector<std::int32_t>{96}, 5}}) {
+            Random a(3), b(3);
+            const auto with_kept = model.generate(prompt, count, options, a, kept);
+            const auto with_new = model.generate(prompt, count, options, b);
+            INFO("dtype " << dtype_name(dtype) << ", prompt of " << prompt.size());
+            CHECK(with_kept == with_new);
+            CHECK(with_kept.size() == prompt.size() + static_cast<std::size_t>(count));
+        }
+    }
+}
+
+TEST_CASE("generation: a kept cache's bfloat16 weights follow the model's updates") {
+    GPTConfig config{16, 97, 2, 2, 64, 0.0, true};
+    config.dtype = Dtype::bfloat16;
+    GPT<float> model(config, 12);
+    AdamW<float> optimizer(model.parameters());
+    const std::vector<std::int32_t> tokens = {5, 1, 7, 7, 0};
+    KVCache<float> kept(config);
+    const auto before = cached_logits(model, kept, tokens);
+    train_one_step(model, optimizer);
+    const auto after = cached_logits(model, kept, tokens);
+    KVCache<float> fresh(config);
+    CHECK(after == cached_logits(model, fresh, tokens));  // the copies were refreshed
+    CHECK(after != before);                               // and the update did change the logits
+
+    SECTION("positions computed before an update must be forgotten first") {
+        Tensor<std::int32_t> one(Shape{1, 1});
+        one.data()[0] = 3;
+        {
+            NoGradGuard no_grad;
+            (void)model.forward(one, kept);  // kept holds positions from the current weights
+        }
+        train_one_step(model, optimizer);
+        NoGradGuard no_grad;
+        REQUIRE_THROWS_AS(model.forward(one, kept), std::invalid_argument);
+        REQUIRE_THROWS_WITH(model.forward(one, kept), Catch::Contains("reset() it first"));
+    }
+    SECTION("a cache passed to another model of the same shape drops the first one's copies") {
+        GPT<float> other(config, 99);
+        KVCache<float> other_fresh(config);
+        CHECK(cached_logits(other, kept, tokens) == cached_logits(other, other_fresh, tokens));
+    }
+    SECTION("a direct write reported with mark_changed") {
+        float* wte = model.parameters().data();  // wte comes first in the buffer
+        for (std::int64_t i = 0; i < config.vocab_size * config.n_embd; ++i) wte[i] *= 2.0f;
+        model.parameters().mark_changed();
+        KVCache<float> brand_new(config);
+        const auto doubled = cached_logits(model, kept, tokens);
+        CHECK(doubled == cached_logits(model, brand_new, tokens));
+        CHECK(doubled != after);
+    }
+}
+
+TEST_CASE("generation: a cache made for another configuration is refused") {
+    GPTConfig config = GPTConfig::tiny();
+    GPT<float> model(config, 5);
+    GPTConfig wider = config;
+    wider.n_embd *= 2;
+    KVCache<float> cache(wider);
+    Random rng(1);
+    REQUIRE_THROWS_WITH(model.generate({1}, 3, SamplingOptions{}, rng, cache),
+                        "GPT::generate: the KV cache was made for another configuration");
+    NoGradGuard no_grad;
+    REQUIRE_THROWS_WITH(model.forward(Tensor<std::int32_t>(Shape{1, 1}), cache),
+                        "GPT::forward: the KV cache was made for another configuration");
 }

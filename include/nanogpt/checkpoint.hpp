@@ -99,6 +99,7 @@ struct Checkpoint {
         if (!(architecture == config))
             throw std::runtime_error("checkpoint: model configuration does not match");
         std::copy(weights.begin(), weights.end(), model.parameters().data());
+        model.parameters().mark_changed();
         model.dropout_generator().set_state(dropout_rng);
         if (optimizer != nullptr && has_optimizer) {
             // A sharded optimizer (ZeRO-1) takes its range of the moments.
@@ -523,6 +524,7 @@ Checkpoint<T> read_checkpoint_fields(ByteReader& r, std::uint32_t version, const
         weights = ck.weights.data();
     }
     r.get_array(weights, n, "weights");
+    if (to.model != nullptr) to.model->parameters().mark_changed();
     ck.has_optimizer = r.get<std::uint8_t>("optimizer") != 0;
     if (ck.has_optimizer) {
         ck.adamw.beta1 = r.get<double>("optimizer");

@@ -284,6 +284,7 @@ public:
                                          counts.data(), displs.data(), detail::mpi_type<T>(),
                                          comm_),
                           "GradientSync::gather_parameters: MPI_Allgatherv");
+        params_.mark_changed();
         const double ms = elapsed_ms(t0);
         add_timing(ms, ms);
     }

@@ -256,6 +256,7 @@ void load_gpt2_safetensors(GPT<T>& model, const std::string& path) {
         } else {
             for (std::size_t k = 0; k < v.size(); ++k) dst[k] = static_cast<T>(v[k]);
         }
+        params.mark_changed();  // per tensor: a throw midway leaves the buffer marked as changed
     }
 }
 

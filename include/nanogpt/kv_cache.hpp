@@ -10,11 +10,16 @@
 // embeddings of every cached token change, so the cache is rebuilt from the new window. Results
 // match the no-cache path up to float rounding.
 //
-// With config.dtype = bfloat16 (and T = float) the cache also keeps a bfloat16 copy of each weight
-// matrix, made the first time generation multiplies by it: a new token's products then read 2
-// bytes per weight instead of 4, which is the whole cost of a one-token step. They round as
-// gemm_bf16 does (the inputs to bfloat16, float32 sums). The copies belong to one generation: a
-// cache must not outlive an update of the weights. Builds on ops/matmul.hpp; read next: layers.hpp.
+// When the products run in bfloat16 (matmul_dtype(), set from the model's dtype; T = float) the
+// cache also keeps a bfloat16 copy of each weight matrix, made the first time generation
+// multiplies by it: a new token's products then read 2 bytes per weight instead of 4, which is
+// the whole cost of a one-token step. They round as gemm_bf16 does (the inputs to bfloat16,
+// float32 sums). A cache kept across GPT::generate calls keeps its copies, so only its first
+// call pays for them (~0.1 s for GPT-2's 124M weights). The copies are stamped with the
+// weights' ParametersVersion (parameters.hpp): after an update (AdamW::step, a checkpoint
+// load, Parameters::mark_changed) they are refreshed in place on their next use, and a cache
+// used by another model drops them. Builds on ops/matmul.hpp and parameters.hpp; read next:
+// layers.hpp.
 #pragma once
 
 #include <algorithm>  // std::max, std::copy
@@ -22,6 +27,7 @@
 #include <cstdint>    // std::int64_t
 #include <limits>     // std::numeric_limits
 #include <memory>     // std::unique_ptr
+#include <optional>   // std::optional
 #include <stdexcept>  // std::invalid_argument, std::out_of_range
 #include <string>     // std::string, std::to_string
 #include <type_traits>  // std::is_same_v
@@ -32,7 +38,9 @@
 #include <nanogpt/detail/fast_math.hpp>
 #include <nanogpt/detail/op_support.hpp>
 #include <nanogpt/detail/parallel.hpp>
+#include <nanogpt/dtype.hpp>
 #include <nanogpt/ops/matmul.hpp>
+#include <nanogpt/parameters.hpp>
 #include <nanogpt/tensor.hpp>
 
 namespace nanogpt {
@@ -75,11 +83,14 @@ public:
           values_(keys_.size()),
           lengths_(static_cast<std::size_t>(config.n_layer), 0) {}
 
+    /// The configuration the cache was sized for.
+    const GPTConfig& config() const { return config_; }
     /// Token index of window position 0.
     std::int64_t start() const { return start_; }
     /// Cached positions (those every layer has seen).
     std::int64_t length() const { return lengths_.back(); }
-    /// Forgets every cached position; the next window begins at token index `start`.
+    /// Forgets every cached position (not the bfloat16 weight copies); the next window begins at
+    /// token index `start`.
     void reset(std::int64_t start) {
         start_ = start;
         std::fill(lengths_.begin(), lengths_.end(), 0);
@@ -94,10 +105,26 @@ public:
         return KVCacheLayer<T>(this, layer);
     }
 
-    /// True when generation's products read bfloat16 copies of the weights (a float model with
-    /// dtype bfloat16).
+    /// True when generation's products read bfloat16 copies of the weights: a float model whose
+    /// products run in bfloat16 now (matmul_dtype(); GPT::forward and generate set it from the
+    /// model's dtype).
     bool uses_bf16_weights() const {
-        return std::is_same_v<T, float> && config_.dtype == Dtype::bfloat16;
+        return std::is_same_v<T, float> && matmul_dtype() == Dtype::bfloat16;
+    }
+
+    /// Ties the cache to the weights it computes with (GPT::forward and generate call it with
+    /// Parameters::version()). Cached positions were computed with the weights the cache was tied
+    /// to, so they must be forgotten (reset) before it is tied to other values; the bfloat16
+    /// copies of the same buffer are refreshed on their next use, another buffer's are dropped.
+    void use_weights(const ParametersVersion& weights) {
+        if (weights == weights_) return;
+        if (length() > 0) {
+            throw std::invalid_argument(
+                "KVCache: its cached positions were computed with other weights (another model, "
+                "or before an update); reset() it first");
+        }
+        if (weights.id != weights_.id) bf16_weights_.clear();
+        weights_ = weights;
     }
 
     /// x W^T + b, W [OC, C]: with bfloat16 weights from W's bfloat16 copy (made on first use),
@@ -106,16 +133,23 @@ public:
         if constexpr (std::is_same_v<T, float>) {
             if (uses_bf16_weights()) {
                 detail::check_linear_arguments(x, weight, bias, "KVCache::linear");
-                const std::int64_t C = weight.size(1), OC = weight.size(0),
-                                   N = x.numel() / std::max<std::int64_t>(C, 1);
-                Tensor<T> out = Tensor<T>::graph_output(x.shape().with_last(OC), false);
-                kernels::linear_forward_bf16_weights(out.data(), x.data(), bf16_copy(weight),
-                                                     bias.defined() ? bias.data() : nullptr, N, C,
-                                                     OC);
-                return out;
+                return linear_bf16_weights(x, weight, bf16_copy(weight), bias);
             }
         }
         return nanogpt::linear(x, weight, bias);
+    }
+
+    /// out[OC] = x[C] W^T for one row, W [OC, C], written straight into out: the head's product
+    /// in generation (GPT::generate), the same way as linear().
+    void linear_row(T* out, const T* x, const Tensor<T>& weight) {
+        const std::int64_t C = weight.size(1), OC = weight.size(0);
+        if constexpr (std::is_same_v<T, float>) {
+            if (uses_bf16_weights()) {
+                kernels::linear_forward_bf16_weights(out, x, bf16_copy(weight), nullptr, 1, C, OC);
+                return;
+            }
+        }
+        kernels::linear_forward(out, x, weight.data(), static_cast<const T*>(nullptr), 1, C, OC);
     }
 
 private:
@@ -144,17 +178,24 @@ private:
         return y;
     }
 
-    // The bfloat16 bits of `weight`, rounded once per cache. Keyed by the weight's storage: the
-    // model's matrices live in its one parameter buffer and do not move during a generation.
+    // The bfloat16 bits of `weight`, rounded on first use and again after the weights changed.
+    // Keyed by the weight's storage: a model's matrices live in its one parameter buffer, which
+    // never moves, and use_weights drops the copies when the buffer is another one.
     const std::uint16_t* bf16_copy(const Tensor<T>& weight) {
-        std::unique_ptr<std::uint16_t[]>& copy = bf16_weights_[weight.data()];
-        if (!copy) {
+        WeightCopy& copy = bf16_weights_[weight.data()];
+        const auto n = static_cast<std::size_t>(weight.numel());
+        if (copy.size != n) {
             // Not a vector: its zero fill would be a pass over memory that the copy overwrites.
-            copy.reset(new std::uint16_t[static_cast<std::size_t>(weight.numel())]);
-            if constexpr (std::is_same_v<T, float>)
-                kernels::to_bf16(weight.data(), weight.numel(), copy.get());
+            copy.bits.reset(new std::uint16_t[n]);
+            copy.size = n;
+            copy.version.reset();
         }
-        return copy.get();
+        if (copy.version != weights_.version) {
+            if constexpr (std::is_same_v<T, float>)
+                kernels::to_bf16(weight.data(), weight.numel(), copy.bits.get());
+            copy.version = weights_.version;
+        }
+        return copy.bits.get();
     }
 
     T* layer_keys(std::int64_t l) { return keys_.data() + l * config_.block_size * config_.n_embd; }
@@ -210,7 +251,13 @@ private:
     std::vector<T> keys_, values_;       // (n_layer, block_size, C) each
     std::vector<std::int64_t> lengths_;  // cached positions per layer
     std::vector<T> scores_;              // scratch: (n, n_head, block_size)
-    std::unordered_map<const T*, std::unique_ptr<std::uint16_t[]>> bf16_weights_;  // dtype bf16
+    struct WeightCopy {
+        std::unique_ptr<std::uint16_t[]> bits;
+        std::size_t size = 0;
+        std::optional<std::uint64_t> version;  // of weights_ when last rounded; none: never
+    };
+    std::unordered_map<const T*, WeightCopy> bf16_weights_;  // bfloat16 products only
+    ParametersVersion weights_;                              // what the cache computes with
     std::int64_t start_ = 0;
 };
 

@@ -82,6 +82,8 @@ public:
                 "GPT::forward: attention against a KV cache has no backward; run it under "
                 "NoGradGuard");
         }
+        check_cache(cache, "GPT::forward");
+        cache.use_weights(params_.version());
         MatmulDtypeScope dtype(config_.dtype);
         const Tensor<T> x = hidden_states(idx, &cache);                 // (1, T, C)
         return {cache.linear(x, wte_.weight, Tensor<T>()), Tensor<T>()};  // (1, T, V)
@@ -96,43 +98,23 @@ public:
                                        Random& rng,
                                        const std::function<void(std::int32_t)>& on_token = {},
                                        bool use_kv_cache = true) {
-        options.validate();
-        if (tokens.empty())
-            throw std::invalid_argument("GPT::generate: the prompt needs at least one token");
-        if (max_new_tokens < 0)
-            throw std::invalid_argument("GPT::generate: max_new_tokens must be >= 0");
-        check_token_ids(tokens.data(), static_cast<std::int64_t>(tokens.size()), config_.vocab_size,
-                        "GPT::generate");
-        NoGradGuard no_grad;
-        MatmulDtypeScope dtype(config_.dtype);
-        ModeGuard eval_mode(*this, false);  // restores train/eval on every exit, also on throw
-        std::vector<T> logits(static_cast<std::size_t>(config_.vocab_size));
-        std::vector<std::int32_t> scratch;
+        if (!use_kv_cache)
+            return generate_tokens(std::move(tokens), max_new_tokens, options, rng, on_token,
+                                   nullptr);
         KVCache<T> cache(config_);
-        cache.reset(-1);  // nothing cached yet
-        for (std::int64_t i = 0; i < max_new_tokens; ++i) {
-            const auto size = static_cast<std::int64_t>(tokens.size());
-            const std::int64_t start =
-                std::max<std::int64_t>(0, size - config_.block_size);  // crop
-            if (use_kv_cache) {
-                if (cache.start() != start) cache.reset(start);  // the window slid: rebuild
-                const std::int64_t first = start + cache.length();
-                last_logits(tokens.data() + first, size - first, logits.data(), &cache);
-            } else {
-                last_logits(tokens.data() + start, size - start, logits.data(), nullptr);
-            }
-            for (T v : logits) {
-                if (!std::isfinite(static_cast<double>(v))) {
-                    throw std::runtime_error(
-                        "GPT::generate: the model produced a non-finite logit");
-                }
-            }
-            const std::int32_t next =
-                sample_token(logits.data(), config_.vocab_size, options, rng, scratch);
-            tokens.push_back(next);
-            if (on_token) on_token(next);
-        }
-        return tokens;
+        return generate_tokens(std::move(tokens), max_new_tokens, options, rng, on_token, &cache);
+    }
+
+    /// The same with a cache the caller keeps across calls (made with this model's config):
+    /// its memory is reused, and with dtype bfloat16 its bfloat16 copies of the weights are made
+    /// once, by the first call, instead of by every call (kv_cache.hpp). Each call starts by
+    /// forgetting the cache's positions.
+    std::vector<std::int32_t> generate(std::vector<std::int32_t> tokens,
+                                       std::int64_t max_new_tokens, const SamplingOptions& options,
+                                       Random& rng, KVCache<T>& cache,
+                                       const std::function<void(std::int32_t)>& on_token = {}) {
+        check_cache(cache, "GPT::generate");
+        return generate_tokens(std::move(tokens), max_new_tokens, options, rng, on_token, &cache);
     }
 
     /// Dropout is active only in training mode (the default, as in PyTorch).
@@ -214,6 +196,62 @@ private:
         ModeGuard& operator=(const ModeGuard&) = delete;
     };
 
+    std::vector<std::int32_t> generate_tokens(std::vector<std::int32_t> tokens,
+                                              std::int64_t max_new_tokens,
+                                              const SamplingOptions& options, Random& rng,
+                                              const std::function<void(std::int32_t)>& on_token,
+                                              KVCache<T>* cache) {
+        options.validate();
+        if (tokens.empty())
+            throw std::invalid_argument("GPT::generate: the prompt needs at least one token");
+        if (max_new_tokens < 0)
+            throw std::invalid_argument("GPT::generate: max_new_tokens must be >= 0");
+        check_token_ids(tokens.data(), static_cast<std::int64_t>(tokens.size()), config_.vocab_size,
+                        "GPT::generate");
+        NoGradGuard no_grad;
+        MatmulDtypeScope dtype(config_.dtype);
+        ModeGuard eval_mode(*this, false);  // restores train/eval on every exit, also on throw
+        std::vector<T> logits(static_cast<std::size_t>(config_.vocab_size));
+        std::vector<std::int32_t> scratch;
+        if (cache != nullptr) {
+            cache->reset(-1);  // nothing cached yet
+            cache->use_weights(params_.version());
+        }
+        for (std::int64_t i = 0; i < max_new_tokens; ++i) {
+            const auto size = static_cast<std::int64_t>(tokens.size());
+            const std::int64_t start =
+                std::max<std::int64_t>(0, size - config_.block_size);  // crop
+            if (cache != nullptr) {
+                if (cache->start() != start) cache->reset(start);  // the window slid: rebuild
+                const std::int64_t first = start + cache->length();
+                last_logits(tokens.data() + first, size - first, logits.data(), cache);
+            } else {
+                last_logits(tokens.data() + start, size - start, logits.data(), nullptr);
+            }
+            for (T v : logits) {
+                if (!std::isfinite(static_cast<double>(v))) {
+                    throw std::runtime_error(
+                        "GPT::generate: the model produced a non-finite logit");
+                }
+            }
+            const std::int32_t next =
+                sample_token(logits.data(), config_.vocab_size, options, rng, scratch);
+            tokens.push_back(next);
+            if (on_token) on_token(next);
+        }
+        return tokens;
+    }
+
+    // A cache sized for another architecture would index its keys out of bounds.
+    void check_cache(const KVCache<T>& cache, const char* where) const {
+        const GPTConfig& c = cache.config();
+        if (c.n_layer != config_.n_layer || c.n_head != config_.n_head ||
+            c.n_embd != config_.n_embd || c.block_size != config_.block_size) {
+            throw std::invalid_argument(std::string(where) +
+                                        ": the KV cache was made for another configuration");
+        }
+    }
+
     /// One generation step: the forward over `len` tokens, then the head on the last row only.
     /// Without a cache the tokens are the whole context (nanoGPT's way); with one they are the
     /// positions after the cached ones, which the cache then holds too.
@@ -222,11 +260,8 @@ private:
         std::copy(tokens, tokens + len, idx.data());
         Tensor<T> x = hidden_states(idx, cache);  // (1, len, C)
         const T* last = x.data() + (len - 1) * config_.n_embd;
-        if (cache != nullptr && cache->uses_bf16_weights()) {  // the head's bfloat16 copy
-            Tensor<T> row(Shape{1, config_.n_embd});
-            std::copy(last, last + config_.n_embd, row.data());
-            const Tensor<T> out = cache->linear(row, wte_.weight, Tensor<T>());
-            std::copy(out.data(), out.data() + config_.vocab_size, logits);
+        if (cache != nullptr) {  // the cache's way: from its bfloat16 copy under bfloat16
+            cache->linear_row(logits, last, wte_.weight);
             return;
         }
         kernels::linear_forward(logits, last, wte_.weight.data(), static_cast<const T*>(nullptr),

@@ -171,6 +171,7 @@ public:
                                         std::to_string(lr));
         }
         ++step_;
+        params_->mark_changed();
         bool finite = true;
         for (const ParameterInfo& info : params_->infos()) {
             // The part of this parameter inside the shard (all of it without sharding).

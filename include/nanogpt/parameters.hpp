@@ -7,8 +7,9 @@
 // tensor.hpp and random.hpp; read next: kv_cache.hpp.
 #pragma once
 
+#include <atomic>     // std::atomic
 #include <cmath>      // std::sqrt
-#include <cstdint>    // std::int64_t
+#include <cstdint>    // std::int64_t, std::uint64_t
 #include <stdexcept>  // std::invalid_argument, std::logic_error
 #include <string>         // std::string
 #include <unordered_map>  // std::unordered_map
@@ -40,6 +41,15 @@ struct ParameterInfo {
     std::int64_t offset;  // first element in data() and grad()
     /// AdamW decays only tensors of 2 or more dimensions (matmul weights, embeddings), as nanoGPT.
     bool decay() const { return shape.ndim() >= 2; }
+};
+
+/// Names the values of a Parameters buffer, for copies made from them (KVCache's bfloat16
+/// weights): `id` is unique to one buffer in the process (a move keeps it; no other buffer ever
+/// gets it), and `version` grows with every update reported by Parameters::mark_changed(). A copy
+/// stamped with another id or an older version is stale.
+struct ParametersVersion {
+    std::uint64_t id = 0, version = 0;
+    bool operator==(const ParametersVersion&) const = default;
 };
 
 template <class T>
@@ -115,12 +125,22 @@ public:
     T* grad() { return has_gradients() ? grad_.data() : nullptr; }
     const T* grad() const { return has_gradients() ? grad_.data() : nullptr; }
 
+    /// Which values the buffer holds now (see ParametersVersion).
+    ParametersVersion version() const { return {id_, version_}; }
+    /// Reports that the values changed. The library's writers call it (AdamW::step, checkpoint
+    /// and GPT-2 loading, ZeRO-1's all-gather); code that writes data() itself must too.
+    void mark_changed() { ++version_; }
+
     /// On every thread: GPT-2's gradient buffer is half a gigabyte, written once per step.
     void zero_grad() {
         detail::parallel_fill(grad_.data(), static_cast<std::int64_t>(grad_.size()), T(0));
     }
 
 private:
+    static std::uint64_t next_id() {
+        static std::atomic<std::uint64_t> counter{0};
+        return ++counter;
+    }
     static std::size_t checked_capacity(std::int64_t capacity) {
         if (capacity < 0) {
             throw std::invalid_argument("Parameters: capacity must not be negative, got " +
@@ -136,6 +156,8 @@ private:
     std::int64_t used_ = 0;
     Random rng_;
     bool given_values_ = false;  // for_inference: add() keeps the values
+    std::uint64_t id_ = next_id();
+    std::uint64_t version_ = 0;
 };
 
 }  // namespace nanogpt

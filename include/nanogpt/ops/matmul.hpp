@@ -184,6 +184,28 @@ Tensor<T> linear(const Tensor<T>& x, const Tensor<T>& weight, const Tensor<T>& b
     return out;
 }
 
+/// linear's forward with the weight read from its bfloat16 bits: weight_bf16 [OC, C] holds
+/// `weight` rounded (kernels::to_bf16), and `weight` gives the shape. Forward only: generation's
+/// one-token products (KVCache), where reading the weights is the whole cost and 2 bytes per
+/// weight halve it. The numbers of linear() under bfloat16 products, up to the order of the
+/// float32 sums.
+inline Tensor<float> linear_bf16_weights(const Tensor<float>& x, const Tensor<float>& weight,
+                                         const std::uint16_t* weight_bf16,
+                                         const Tensor<float>& bias = Tensor<float>()) {
+    detail::check_linear_arguments(x, weight, bias, "linear_bf16_weights");
+    detail::require(!detail::any_requires_grad(x, weight) &&
+                        !(bias.defined() && detail::any_requires_grad(bias)),
+                    "linear_bf16_weights", [] {
+                        return std::string("has no backward; run it under NoGradGuard");
+                    });
+    const std::int64_t C = weight.size(1), OC = weight.size(0),
+                       N = x.numel() / std::max<std::int64_t>(C, 1);
+    Tensor<float> out = Tensor<float>::graph_output(x.shape().with_last(OC), false);
+    kernels::linear_forward_bf16_weights(out.data(), x.data(), weight_bf16,
+                                         bias.defined() ? bias.data() : nullptr, N, C, OC);
+    return out;
+}
+
 // ---- linear_gelu ----
 // gelu(x @ weight^T + bias): the MLP's first layer and its activation as one op. The GEMM's
 // epilogue adds the bias and applies GELU to each tile of the product while it is in cache, so
