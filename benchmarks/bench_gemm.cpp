@@ -8,7 +8,8 @@
 //
 // usage: bench_gemm [--runs N] [--kernel avx512|avx2|neon|portable] [--threads T]
 //                   [--dtype bfloat16] [--bf16_kernel avx512bf16|avx512|avx2|portable]
-// Prints medians over N timed runs after two warm-up runs.
+// Prints medians over N timed rounds after two warm-up rounds; the two columns of a row are timed
+// in alternation, call by call.
 #include <algorithm>  // std::sort, std::max
 #include <chrono>     // std::chrono::steady_clock
 #include <cmath>      // std::fabs
@@ -69,23 +70,31 @@ std::vector<float> random_vector(std::size_t n, std::mt19937& rng) {
     return v;
 }
 
-// Median GFLOP/s of `runs` timed calls of C = op(A) op(B) after two warm-up calls.
-double median_gflops(GemmFn fn, const Form& f, std::int64_t M, std::int64_t N, std::int64_t K,
-                     int runs) {
+// Median GFLOP/s of each of `fns` on C = op(A) op(B): two warm-up calls of each, then `runs`
+// rounds that time one call of each in turn. On a shared machine a slow spell then falls on all
+// of them alike, and their ratio compares calls made side by side.
+std::vector<double> median_gflops(const std::vector<GemmFn>& fns, const Form& f, std::int64_t M,
+                                  std::int64_t N, std::int64_t K, int runs) {
     std::mt19937 rng(7);
     const std::vector<float> A = random_vector(std::size_t(M * K), rng);
     const std::vector<float> B = random_vector(std::size_t(K * N), rng);
     std::vector<float> C(std::size_t(M * N));
     const std::int64_t lda = f.trans_a ? M : K, ldb = f.trans_b ? K : N;
-    std::vector<double> seconds;
+    std::vector<std::vector<double>> seconds(fns.size());
     for (int r = 0; r < runs + 2; ++r) {
-        const auto t0 = std::chrono::steady_clock::now();
-        fn(f.trans_a, f.trans_b, M, N, K, A.data(), lda, B.data(), ldb, C.data(), N, false);
-        const auto t1 = std::chrono::steady_clock::now();
-        if (r >= 2) seconds.push_back(std::chrono::duration<double>(t1 - t0).count());
+        for (std::size_t i = 0; i < fns.size(); ++i) {
+            const auto t0 = std::chrono::steady_clock::now();
+            fns[i](f.trans_a, f.trans_b, M, N, K, A.data(), lda, B.data(), ldb, C.data(), N, false);
+            const auto t1 = std::chrono::steady_clock::now();
+            if (r >= 2) seconds[i].push_back(std::chrono::duration<double>(t1 - t0).count());
+        }
     }
-    std::sort(seconds.begin(), seconds.end());
-    return 2.0 * double(M) * double(N) * double(K) / seconds[seconds.size() / 2] * 1e-9;
+    std::vector<double> gflops;
+    for (std::vector<double>& s : seconds) {
+        std::sort(s.begin(), s.end());
+        gflops.push_back(2.0 * double(M) * double(N) * double(K) / s[s.size() / 2] * 1e-9);
+    }
+    return gflops;
 }
 
 // Worst relative error of sgemm against the double reference over all four forms, accumulating.
@@ -172,8 +181,9 @@ int run_bf16(int runs, int threads, double fp32_peak) {
             char label[64];
             std::snprintf(label, sizeof label, "%lldx%lldx%lld", (long long)s[0], (long long)s[1],
                           (long long)s[2]);
-            const double ours = median_gflops(plain_gemm_bf16, f, s[0], s[2], s[1], runs);
-            const double fp32 = median_gflops(plain_sgemm, f, s[0], s[2], s[1], runs);
+            const std::vector<double> both =
+                median_gflops({plain_gemm_bf16, plain_sgemm}, f, s[0], s[2], s[1], runs);
+            const double ours = both[0], fp32 = both[1];
             std::printf("%-20s %-4s %10.1f %6.1f%% %10.1f %6.1f%% %8.2f\n", label, f.name, ours,
                         100.0 * ours / bf16_peak, fp32, 100.0 * fp32 / fp32_peak, ours / fp32);
         }
@@ -235,12 +245,14 @@ int main(int argc, char** argv) {
             char label[64];
             std::snprintf(label, sizeof label, "%lldx%lldx%lld", (long long)s[0], (long long)s[1],
                           (long long)s[2]);
-            const double ours = median_gflops(plain_sgemm, f, s[0], s[2], s[1], runs);
 #ifdef NANOGPT_HAVE_CBLAS
-            const double theirs = median_gflops(openblas_gemm, f, s[0], s[2], s[1], runs);
+            const std::vector<double> both =
+                median_gflops({plain_sgemm, openblas_gemm}, f, s[0], s[2], s[1], runs);
+            const double ours = both[0], theirs = both[1];
             std::printf("%-20s %-4s %12.1f %6.1f%% %12.1f %8.3f\n", label, f.name, ours,
                         100.0 * ours / peak, theirs, ours / theirs);
 #else
+            const double ours = median_gflops({plain_sgemm}, f, s[0], s[2], s[1], runs)[0];
             std::printf("%-20s %-4s %12.1f %6.1f%%\n", label, f.name, ours, 100.0 * ours / peak);
 #endif
         }

@@ -120,6 +120,17 @@ inline void pack_b_sliver(const GemmArgs& g, std::int64_t j0, int cols, std::int
 
 inline std::int64_t round_up(std::int64_t x, std::int64_t to) { return (x + to - 1) / to * to; }
 
+// Floats that one packed row (A) or column (B) of depth kc takes in the arena: kc, or fewer for
+// a kernel with a narrower packed format (bf16 pairs: (kc + 1) / 2 words), which thereby needs
+// (and touches) only that much packing memory.
+template <class Kernel>
+constexpr std::int64_t packed_depth(std::int64_t kc) {
+    if constexpr (requires { Kernel::packed_depth(kc); })
+        return Kernel::packed_depth(kc);
+    else
+        return kc;
+}
+
 // Depth of the K blocks: at most kc_max, split evenly (K = 768 with kc_max 512 gives 2 x 384, not
 // 512 + 256), because every K block costs one read-modify-write pass over C. Depends on K only,
 // never on the thread count.
@@ -131,7 +142,7 @@ inline std::int64_t k_block(std::int64_t K, std::int64_t kc_max) {
 // Floats of packing space for one call: one shared B slice plus one A block per thread.
 template <class Kernel>
 inline std::size_t arena_floats(const GemmArgs& g, int threads) {
-    const std::int64_t kc = k_block(g.K, Kernel::kc);
+    const std::int64_t kc = packed_depth<Kernel>(k_block(g.K, Kernel::kc));
     const std::int64_t nc = std::min(Kernel::nc, round_up(g.N, Kernel::nr));
     const std::int64_t mc = std::min(Kernel::mc, round_up(g.M, Kernel::mr));
     return static_cast<std::size_t>(kc * nc + threads * mc * kc);
@@ -158,11 +169,12 @@ inline void macro_kernel(const GemmArgs& g, const float* a_pack, const float* b_
     // stream past from L2.
     for (std::int64_t s = s_begin; s < s_end; ++s) {
         const int n = static_cast<int>(std::min<std::int64_t>(NR, nc - s * NR));
-        const float* b = b_pack + s * NR * kc;
+        const float* b = b_pack + s * NR * packed_depth<Kernel>(kc);
         for (std::int64_t ir = 0; ir < mc; ir += MR) {
             const int m = static_cast<int>(std::min<std::int64_t>(MR, mc - ir));
             float* c = g.C + (i0 + ir) * g.ldc + j0 + s * NR;
-            Kernel::micro(kc, a_pack + ir * kc, b, c, g.ldc, m, n, overwrite);
+            Kernel::micro(kc, a_pack + ir * packed_depth<Kernel>(kc), b, c, g.ldc, m, n,
+                          overwrite);
             if (finish) Kernel::finish(g, c, i0 + ir, j0 + s * NR, m, n);
         }
     }
@@ -173,11 +185,11 @@ inline void macro_kernel(const GemmArgs& g, const float* a_pack, const float* b_
 template <class Kernel>
 inline void gemm_thread(const GemmArgs& g, float* arena, int tid, int nt) {
     constexpr int MR = Kernel::mr, NR = Kernel::nr;
-    const std::int64_t kc_max = k_block(g.K, Kernel::kc);
+    const std::int64_t kc_max = k_block(g.K, Kernel::kc), pd_max = packed_depth<Kernel>(kc_max);
     const std::int64_t nc_max = std::min(Kernel::nc, round_up(g.N, NR));
     const std::int64_t mc_max = std::min(Kernel::mc, round_up(g.M, MR));
     float* b_pack = arena;
-    float* a_pack = arena + kc_max * nc_max + tid * mc_max * kc_max;
+    float* a_pack = arena + pd_max * nc_max + tid * mc_max * pd_max;
 
     const int tm = row_groups(g.M, MR, nt), tn = nt / tm;
     const int row_group = tid / tn, col_group = tid % tn;
@@ -194,7 +206,7 @@ inline void gemm_thread(const GemmArgs& g, float* arena, int tid, int nt) {
             for (std::int64_t s = slivers * tid / nt; s < slivers * (tid + 1) / nt; ++s)
                 pack_b_sliver<Kernel>(g, jc + s * NR,
                                       static_cast<int>(std::min<std::int64_t>(NR, nc - s * NR)), pc,
-                                      kc, b_pack + s * NR * kc);
+                                      kc, b_pack + s * NR * packed_depth<Kernel>(kc));
             if (nt > 1) nanogpt::detail::team_barrier();
             const std::int64_t s_begin = slivers * col_group / tn;
             const std::int64_t s_end = slivers * (col_group + 1) / tn;

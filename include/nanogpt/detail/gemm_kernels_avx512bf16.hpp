@@ -7,7 +7,8 @@
 // for each pair of depths, MR words (one per row); a B sliver NR words (one per column); an odd
 // depth pads its last pair with zero. The packing routines round float32 to bfloat16 as they copy
 // (vcvtne2ps2bf16), so there is no separate conversion pass over memory. A packed sliver takes
-// half the bytes of gemm.hpp's float sliver, in the same arena slot.
+// half the bytes of gemm.hpp's float sliver: packed_depth tells the driver so, and the packing
+// space is half sgemm's.
 // The tile, the driver and the epilogue are those of the float32 AVX-512 kernel (gemm_kernels.hpp).
 // Read next: gemm_bf16.hpp.
 #pragma once
@@ -98,6 +99,9 @@ struct Avx512Bf16Kernel {
     // 672 KiB) still fits a 1 MiB L2, and 3072-deep products need two K blocks, not four.
     static constexpr std::int64_t mc = 224, kc = 1536, nc = 4096;
 
+    // A packed row or column holds (kc + 1) / 2 words of two bfloat16 each.
+    static constexpr std::int64_t packed_depth(std::int64_t kc) { return (kc + 1) / 2; }
+
     __attribute__((target("avx512f,avx512vl,avx512bw,fma"))) static void skinny(
         const GemmArgs& g, std::int64_t j0, std::int64_t j1) {
         skinny_bf16(g, j0, j1);
@@ -109,19 +113,20 @@ struct Avx512Bf16Kernel {
         finish_tile(g.epilogue, c, g.ldc, i0, j0, m, n);
     }
 
-    // Rows [i0, i0+mc) x depths [p0, p0+kc) of op(A), sliver s at dst + s*MR*kc (the driver's
-    // float offsets; the pairs fill the first half of each slot).
+    // Rows [i0, i0+mc) x depths [p0, p0+kc) of op(A), the sliver of rows s.. at dst + s*pd words
+    // (pd = packed_depth(kc), the driver's offsets).
     static void pack_a(const GemmArgs& g, std::int64_t i0, std::int64_t mc_len, std::int64_t p0,
                        std::int64_t kc_len, float* dst) {
         auto* out = reinterpret_cast<std::uint32_t*>(dst);
+        const std::int64_t pd = packed_depth(kc_len);
         for (std::int64_t s = 0; s < mc_len; s += mr) {
             const int rows = static_cast<int>(std::min<std::int64_t>(mr, mc_len - s));
             if (g.trans_a)  // A is [K,M]: the two depths of a pair are two stored rows
                 pack_pairs_across_rows<mr>(g.A + p0 * g.lda + i0 + s, g.lda, rows, kc_len,
-                                           out + s * kc_len);
+                                           out + s * pd);
             else  // A is [M,K]: a pair is two neighbours in a row
                 pack_pairs_within_rows<mr>(g.A + (i0 + s) * g.lda + p0, g.lda, rows, kc_len,
-                                           out + s * kc_len);
+                                           out + s * pd);
         }
     }
     static void pack_b(const GemmArgs& g, std::int64_t j0, int cols, std::int64_t p0,
