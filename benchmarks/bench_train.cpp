@@ -3,6 +3,8 @@
 // a memory breakdown and a per-op profile. Run one workload per process (peak RSS is per process):
 //
 //   ./build/bench_train --workload recipe --iters 20 [--threads 2] [--profile] [--dtype bfloat16]
+//   ./build/bench_train --workload gpt2_block512_b4 --iters 5 --compare_dtypes true
+//       (float32 and bfloat16 steps in alternation: per-pair ratios and medians)
 //
 // benchmarks/compare_pytorch.sh runs every workload here and in PyTorch and prints the ratios.
 #include <algorithm>  // std::sort
@@ -51,6 +53,39 @@ void print_profile(std::int64_t iters) {
     }
 }
 
+// --compare_dtypes: float32 and bfloat16 steps of the same model in alternation (f b f b ...),
+// each pair a few seconds apart, so a slow spell of a shared machine falls on both dtypes alike:
+// every pair's ratio, and the medians. (The model keeps training across the steps; its speed does
+// not depend on the values. Peak RSS is per process, so it is not reported here.)
+template <class StepMs>
+int compare_dtypes(nanogpt::GPT<float>& model, StepMs step_ms, const std::string& name,
+                   std::int64_t warmup, std::int64_t iters) {
+    using nanogpt::Dtype;
+    for (std::int64_t it = 0; it < warmup; ++it) {
+        for (Dtype d : {Dtype::float32, Dtype::bfloat16}) {
+            model.set_dtype(d);
+            step_ms();
+        }
+    }
+    std::vector<double> f32, b16, ratios;
+    for (std::int64_t it = 0; it < iters; ++it) {
+        model.set_dtype(Dtype::float32);
+        f32.push_back(step_ms());
+        model.set_dtype(Dtype::bfloat16);
+        b16.push_back(step_ms());
+        ratios.push_back(f32.back() / b16.back());
+        std::printf("pair %lld: float32 %.1f ms, bfloat16 %.1f ms, ratio %.3f\n",
+                    static_cast<long long>(it + 1), f32.back(), b16.back(), ratios.back());
+    }
+    std::printf(
+        "RESULT workload=%s compare_dtypes threads=%d gemm=%s/%s float32_ms=%.2f "
+        "bfloat16_ms=%.2f ratio_of_medians=%.3f median_pair_ratio=%.3f\n",
+        name.c_str(), nanogpt::num_threads(), nanogpt::kernels::sgemm_kernel_name(),
+        nanogpt::kernels::gemm_bf16_kernel_name(), median(f32), median(b16),
+        median(f32) / median(b16), median(ratios));
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -62,6 +97,7 @@ int main(int argc, char** argv) {
         const bool profile = args.get_bool("profile", false);
         const double given_peak = args.get_double("peak_gflops", 0.0);  // 0: measure it
         const nanogpt::Dtype dtype = nanogpt::parse_dtype(args.get("dtype", "float32"), "--dtype");
+        const bool compare = args.get_bool("compare_dtypes", false);
         args.reject_unknown();
         if (threads > 0) nanogpt::set_num_threads(threads);
         // Measured before and after the timed steps, keeping the higher: a busy moment on a shared
@@ -81,10 +117,8 @@ int main(int argc, char** argv) {
             y.data()[i] = static_cast<std::int32_t>(
                 rng.uniform_int(static_cast<std::uint64_t>(c.vocab_size)));
         }
-        std::vector<double> ms;
         float last_loss = 0;
-        for (std::int64_t it = 0; it < warmup + iters; ++it) {
-            if (it == warmup && profile) nanogpt::Tape::current().set_profiling(true);
+        const auto step_ms = [&] {  // one training step; its milliseconds
             const auto t0 = std::chrono::steady_clock::now();
             auto out = model.forward(x, y);
             model.zero_grad();
@@ -92,9 +126,15 @@ int main(int argc, char** argv) {
             const double norm = nanogpt::grad_norm(model.parameters());
             optimizer.step(1e-4, nanogpt::clip_scale(norm, 1.0));  // = clip_grad_norm, then step
             last_loss = out.loss.item();
-            const auto t1 = std::chrono::steady_clock::now();
-            if (it >= warmup)
-                ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+            return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+        };
+        if (compare) return compare_dtypes(model, step_ms, name, warmup, iters);
+        std::vector<double> ms;
+        for (std::int64_t it = 0; it < warmup + iters; ++it) {
+            if (it == warmup && profile) nanogpt::Tape::current().set_profiling(true);
+            const double t = step_ms();
+            if (it >= warmup) ms.push_back(t);
         }
         if (given_peak <= 0.0) peak = std::max(peak, bench::measured_peak_gflops(dtype));
         const double med = median(ms);
