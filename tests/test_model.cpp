@@ -10,6 +10,7 @@
 #include <cstring>    // std::memcmp
 #include <limits>     // std::numeric_limits
 #include <memory>     // std::make_shared
+#include <optional>   // std::optional
 #include <stdexcept>  // std::invalid_argument, std::out_of_range
 #include <string>     // std::string, std::to_string
 #include <vector>     // std::vector
@@ -795,4 +796,40 @@ TEST_CASE("model: set_dtype and its validation", "[model][dtype]") {
     GPTConfig bad = GPTConfig::tiny();
     bad.dtype = static_cast<Dtype>(7);
     CHECK_THROWS_WITH(bad.validate(), "GPTConfig: dtype = 7 is not float32 (0) or bfloat16 (1)");
+}
+
+TEST_CASE("model: destroying a model orphans the graph its forward left on the tape", "[model]") {
+    GPTConfig config = GPTConfig::tiny();
+    Tensor<std::int32_t> idx(Shape{1, 4}), targets(Shape{1, 4});
+    for (std::int32_t i = 0; i < 4; ++i) idx.data()[i] = i, targets.data()[i] = i + 1;
+    Tensor<float> loss;
+    {
+        GPT<float> model(config, 1);
+        loss = model.forward(idx, targets).loss;  // nodes that write into model's gradients
+    }  // destroyed without a backward
+    CHECK(std::isfinite(loss.item()));  // the graph's tensors stay readable
+    // Raw ops after it, still on that graph: their backward must not run the model's nodes into
+    // its freed gradients; it names the problem instead.
+    const auto x = Tensor<float>::from_vector(Shape{3}, {1.0f, 2.0f, 3.0f}, true);
+    Tensor<float> y = nanogpt::sum(nanogpt::gelu(x));
+    REQUIRE_THROWS_AS(y.backward(), std::logic_error);
+    REQUIRE_THROWS_WITH(y.backward(), Catch::Contains("was destroyed"));
+    {  // with a graph of their own they work
+        nanogpt::GraphScope scope;
+        nanogpt::sum(nanogpt::gelu(x)).backward();
+        CHECK(x.grad()[2] > 0.9f);
+    }
+    SECTION("a moved model hands its graph over: its backward still works") {
+        std::optional<GPT<float>> first;
+        first.emplace(config, 2);
+        Tensor<float> moved_loss = first->forward(idx, targets).loss;
+        GPT<float> second(std::move(*first));
+        first.reset();  // the moved-from shell goes; the graph belongs to `second` now
+        second.zero_grad();
+        moved_loss.backward();
+        const float* g = second.parameters().grad();
+        double norm = 0;
+        for (std::int64_t i = 0; i < second.parameters().size(); ++i) norm += double(g[i]) * g[i];
+        CHECK(norm > 0);
+    }
 }

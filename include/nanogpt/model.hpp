@@ -11,7 +11,7 @@
 #include <numeric>     // std::iota
 #include <stdexcept>   // std::invalid_argument
 #include <string>      // std::to_string
-#include <utility>     // std::move
+#include <utility>     // std::move, std::exchange
 #include <vector>      // std::vector
 
 #include <nanogpt/config.hpp>
@@ -296,6 +296,7 @@ private:
         // Validate before begin_graph, so a bad call leaves the caller's previous graph intact.
         check_token_ids(idx.data(), idx.numel(), config_.vocab_size, "GPT::forward");
         Tape::current().begin_graph();
+        if (Tape::current().grad_enabled()) recorded_.mark(Tape::current().generation());
         const auto pos =
             Tensor<std::int32_t>::view(Shape{t}, positions_.data() + pos0, nullptr);  // (T)
         Tensor<T> x = drop_.forward(add(wte_.forward(idx), wpe_.forward(pos)));     // (B, T, C)
@@ -328,8 +329,37 @@ private:
     Dropout<T> drop_;
     std::vector<Block<T>> blocks_;
     LayerNorm<T> ln_f_;
+    // The graph this model's last forward recorded on the thread's tape. Its nodes write into
+    // the model's gradients: destroying the model orphans it if it is still current (after a
+    // forward without backward, ops recorded later and a backward() would otherwise run the
+    // nodes into freed memory). Moves hand the mark over; declared last, destroyed first.
+    class RecordedGraph {
+    public:
+        RecordedGraph() = default;
+        RecordedGraph(RecordedGraph&& other) noexcept
+            : generation_(std::exchange(other.generation_, 0)) {}
+        RecordedGraph& operator=(RecordedGraph&& other) noexcept {
+            if (this != &other) {
+                release();
+                generation_ = std::exchange(other.generation_, 0);
+            }
+            return *this;
+        }
+        ~RecordedGraph() { release(); }
+        void mark(std::uint64_t generation) { generation_ = generation; }
+
+    private:
+        void release() {
+            if (generation_ != 0)
+                if (Tape* tape = Tape::current_if_alive()) tape->orphan_graph(generation_);
+            generation_ = 0;
+        }
+        std::uint64_t generation_ = 0;
+    };
+
     Tensor<std::int32_t> positions_;  // 0, 1, ..., block_size - 1
     std::function<void(std::int64_t)> ready_;  // on_gradients_ready
+    RecordedGraph recorded_;
 };
 
 }  // namespace nanogpt

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <array>             // std::array
+#include <atomic>            // std::atomic
 #include <chrono>            // std::chrono::steady_clock (op profiling)
 #include <cstddef>           // std::size_t
 #include <cstring>           // std::strcmp
@@ -51,10 +52,17 @@ public:
         return tape;
     }
 
-    Tape() = default;
+    /// The calling thread's tape if it exists and is not yet destroyed (at thread exit), else
+    /// null: for destructors that may run after it (a static model's).
+    static Tape* current_if_alive() { return alive() ? &current() : nullptr; }
+
+    Tape() { alive() = true; }
     Tape(const Tape&) = delete;
     Tape& operator=(const Tape&) = delete;
-    ~Tape() { destroy_nodes(); }
+    ~Tape() {
+        destroy_nodes();
+        alive() = false;
+    }
 
     /// Identifies the current graph; tensors made by ops remember it.
     std::uint64_t generation() const { return generation_; }
@@ -76,7 +84,8 @@ public:
         slots_owned_ = 0;
         listed_bytes_ = 0;
         consumed_ = false;
-        ++generation_;
+        orphaned_ = false;
+        generation_ = next_generation();
         if (profiling_) mark_ = detail::seconds_now();
     }
 
@@ -164,6 +173,11 @@ public:
                 "backward(): this graph was already consumed by an earlier backward(); "
                 "run the forward pass again");
         }
+        if (orphaned_) {
+            throw std::logic_error(
+                "backward(): the model whose forward recorded this graph was destroyed; ops "
+                "after a model's forward need a graph of their own (GraphScope)");
+        }
         for (std::size_t i = nodes_.size(); i-- > 0;) {
             const double start = profiling_ ? detail::seconds_now() : 0.0;
             nodes_[i].run(nodes_[i].closure);
@@ -176,6 +190,16 @@ public:
     }
 
     bool consumed() const { return consumed_; }
+
+    /// For a model being destroyed: if `generation` (the graph its last forward began) is still
+    /// current and has nodes, their closures point into the model's parameters and gradients.
+    /// They are dropped, and backward() on this graph then throws instead of running them into
+    /// freed memory; the graph's tensors stay readable. A newer graph is left alone.
+    void orphan_graph(std::uint64_t generation) {
+        if (generation != generation_ || nodes_.empty()) return;
+        destroy_nodes();
+        orphaned_ = true;
+    }
 
     /// Per-op timing (forward: time from the previous op's record to this one's; backward: the
     /// node's run), for finding the next bottleneck. Off by default; costs nothing when off.
@@ -304,6 +328,16 @@ private:
         }
     }
 
+    // Unique across threads, so a graph's number names it on every tape.
+    static std::uint64_t next_generation() {
+        static std::atomic<std::uint64_t> counter{1};
+        return ++counter;
+    }
+    static bool& alive() {
+        thread_local bool flag = false;  // trivially destructible: readable after ~Tape
+        return flag;
+    }
+
     void destroy_nodes() {
         for (auto& node : nodes_) node.destroy(node.closure);
         nodes_.clear();
@@ -323,6 +357,7 @@ private:
     std::uint64_t generation_ = 1;  // 0 means "not made by an op" in Tensor
     bool grad_enabled_ = true;
     bool consumed_ = false;
+    bool orphaned_ = false;  // orphan_graph: the model behind the nodes is gone
     bool profiling_ = false;
     double mark_ = 0.0;
     std::vector<OpProfile> profile_;

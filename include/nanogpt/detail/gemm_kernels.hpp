@@ -317,6 +317,44 @@ inline void prefetch_ahead(const float* p, std::int64_t floats) {
     _mm_prefetch(reinterpret_cast<const char*>(address), _MM_HINT_T0);
 }
 
+// Lanes [0, n) of 16, as a mask (n is clamped to 0 .. 16).
+inline __mmask16 first_lanes(std::int64_t n) {
+    return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u);
+}
+
+// The two ends of each of the m rows of a C tile at c, fetched ahead: a kernel reads C only after
+// its k loop, and a 2048 x 3072 C does not fit in cache, so without this every tile would end on
+// a memory stall.
+inline void prefetch_c_tile(const float* c, std::int64_t ldc, int m, int n) {
+    for (int r = 0; r < m; ++r) {
+        _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + n - 1), _MM_HINT_T0);
+    }
+}
+
+// Writes an MR x 32 accumulator tile (acc0: columns 0..15, acc1: 16..31) to rows [0, m) and
+// columns [0, n) of c, adding to what is there unless overwrite; masked-off lanes are neither
+// read nor written. Shared by the float32 and bfloat16 AVX-512 kernels; always inlined, so the
+// accumulators stay in registers.
+template <int MR>
+__attribute__((target("avx512f"), always_inline)) inline void store_tile_x32(
+    const __m512 (&acc0)[MR], const __m512 (&acc1)[MR], float* c, std::int64_t ldc, int m, int n,
+    bool overwrite) {
+    const __mmask16 mask0 = first_lanes(n), mask1 = first_lanes(n - 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) {
+        if (r >= m) break;
+        float* cr = c + r * ldc;
+        __m512 v0 = acc0[r], v1 = acc1[r];
+        if (!overwrite) {
+            v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(mask0, cr), v0);
+            v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(mask1, cr + 16), v1);
+        }
+        _mm512_mask_storeu_ps(cr, mask0, v0);
+        _mm512_mask_storeu_ps(cr + 16, mask1, v1);
+    }
+}
+
 // AVX-512: 14 x 32 tile = 28 zmm accumulators + 2 loads of B + 1 broadcast of A = 31 of 32
 // registers. Per step: 28 FMAs against 2 vector loads and 14 broadcasts, so the loads never limit
 // the two FMA ports.
@@ -358,12 +396,7 @@ struct Avx512Kernel {
                                                                       const float* b, float* c,
                                                                       std::int64_t ldc, int m,
                                                                       int n, bool overwrite) {
-        // Start fetching the C tile now: it is read only after the k loop, and a 2048 x 3072
-        // C does not fit in cache, so without this each tile would end on a memory stall.
-        for (int r = 0; r < m; ++r) {
-            _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + n - 1), _MM_HINT_T0);
-        }
+        prefetch_c_tile(c, ldc, m, n);
         __m512 acc0[mr], acc1[mr];
 #pragma GCC unroll 16
         for (int r = 0; r < mr; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
@@ -383,23 +416,7 @@ struct Avx512Kernel {
                 acc1[r] = _mm512_fmadd_ps(ar, b1, acc1[r]);
             }
         }
-        // Right-edge masks; masked-off lanes are neither read nor written.
-        const __mmask16 mask0 = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
-        const __mmask16 mask1 = n >= 32   ? __mmask16(0xFFFF)
-                                : n <= 16 ? __mmask16(0)
-                                          : __mmask16((1u << (n - 16)) - 1u);
-#pragma GCC unroll 16
-        for (int r = 0; r < mr; ++r) {
-            if (r >= m) break;
-            float* cr = c + r * ldc;
-            __m512 v0 = acc0[r], v1 = acc1[r];
-            if (!overwrite) {
-                v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(mask0, cr), v0);
-                v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(mask1, cr + 16), v1);
-            }
-            _mm512_mask_storeu_ps(cr, mask0, v0);
-            _mm512_mask_storeu_ps(cr + 16, mask1, v1);
-        }
+        store_tile_x32<mr>(acc0, acc1, c, ldc, m, n, overwrite);
     }
 };
 

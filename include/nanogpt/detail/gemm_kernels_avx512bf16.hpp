@@ -25,11 +25,6 @@
 
 namespace nanogpt::kernels::gemm_detail {
 
-// Lanes [0, n) of 16, as a mask (n is clamped to 0 .. 16).
-inline __mmask16 first_lanes(std::int64_t n) {
-    return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u);
-}
-
 // Rounds lo and hi to bfloat16 and interleaves them: 32-bit lane q holds (lo[q], hi[q]).
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) inline __m512i pair_lanes(__m512 lo,
                                                                                  __m512 hi) {
@@ -143,10 +138,7 @@ struct Avx512Bf16Kernel {
         std::int64_t ldc, int m, int n, bool overwrite) {
         const auto* a = reinterpret_cast<const std::uint32_t*>(a_packed);
         const auto* b = reinterpret_cast<const std::uint32_t*>(b_packed);
-        for (int r = 0; r < m; ++r) {  // fetch the C tile early (see Avx512Kernel)
-            _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + n - 1), _MM_HINT_T0);
-        }
+        prefetch_c_tile(c, ldc, m, n);
         __m512 acc0[mr], acc1[mr];
 #pragma GCC unroll 16
         for (int r = 0; r < mr; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
@@ -164,19 +156,7 @@ struct Avx512Bf16Kernel {
                 acc1[r] = _mm512_dpbf16_ps(acc1[r], ar, b1);
             }
         }
-        const __mmask16 mask0 = first_lanes(n), mask1 = first_lanes(n - 16);
-#pragma GCC unroll 16
-        for (int r = 0; r < mr; ++r) {
-            if (r >= m) break;
-            float* cr = c + r * ldc;
-            __m512 v0 = acc0[r], v1 = acc1[r];
-            if (!overwrite) {
-                v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(mask0, cr), v0);
-                v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(mask1, cr + 16), v1);
-            }
-            _mm512_mask_storeu_ps(cr, mask0, v0);
-            _mm512_mask_storeu_ps(cr + 16, mask1, v1);
-        }
+        store_tile_x32<mr>(acc0, acc1, c, ldc, m, n, overwrite);
     }
 };
 
