@@ -151,13 +151,10 @@ NANOGPT_ALWAYS_INLINE inline void skinny(const GemmArgs& g, std::int64_t j0, std
 // the top-left m x n of it to C, either overwriting (first K block without accumulate) or adding.
 // a and b are packed slivers; b is 64-byte aligned.
 
-// Portable: plain loops the compiler can vectorise for whatever the target is. A 4 x 8 tile is
-// 8 SSE registers of accumulators: larger tiles spill on x86-64's 16 baseline registers and run
-// several times slower (numbers in docs/performance.md).
-struct PortableKernel {
-    static constexpr int mr = 4, nr = 8;
-    // B sliver 256 x 8 floats = 8 KiB in L1; A block 128 x 256 floats = 128 KiB in L2.
-    static constexpr std::int64_t mc = 128, kc = 256, nc = 2048;
+// The hooks besides the micro-kernel (the skinny path, the epilogue, packing transposes) as plain
+// code for the compile target: kernels that need no ISA-specific copies of them (portable, NEON)
+// inherit these; the x86 kernels define their own, compiled for their instruction set.
+struct PlainKernelHooks {
     static void skinny(const GemmArgs& g, std::int64_t j0, std::int64_t j1) {
         gemm_detail::skinny(g, j0, j1);
     }
@@ -170,6 +167,15 @@ struct PortableKernel {
                            float* dst) {
         interleave_rows<W>(src, ld, rows, kc, dst);
     }
+};
+
+// Portable: plain loops the compiler can vectorise for whatever the target is. A 4 x 8 tile is
+// 8 SSE registers of accumulators: larger tiles spill on x86-64's 16 baseline registers and run
+// several times slower (numbers in docs/performance.md).
+struct PortableKernel : PlainKernelHooks {
+    static constexpr int mr = 4, nr = 8;
+    // B sliver 256 x 8 floats = 8 KiB in L1; A block 128 x 256 floats = 128 KiB in L2.
+    static constexpr std::int64_t mc = 128, kc = 256, nc = 2048;
     static void micro(std::int64_t kc_len, const float* a, const float* b, float* c,
                       std::int64_t ldc, int m, int n, bool overwrite) {
         float acc[mr][nr] = {};

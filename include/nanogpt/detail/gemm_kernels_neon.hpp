@@ -18,25 +18,14 @@ namespace nanogpt::kernels::gemm_detail {
 // 32 128-bit registers. Each step loads 5 vectors and issues 24 FMAs, each taking its A value
 // straight from a lane of a loaded register (vfmaq_laneq_f32), so A needs no broadcasts. With a
 // 4-cycle FMA latency and 2 to 4 FMA pipes, 24 independent chains keep every pipe busy.
-struct NeonKernel {
+// The skinny path, epilogue and packing transposes are the plain ones (PlainKernelHooks): the
+// compiler vectorises them for NEON, the AArch64 baseline.
+struct NeonKernel : PlainKernelHooks {
     static constexpr int mr = 8, nr = 12;
     // B sliver 256 x 12 floats = 12 KiB stays in a 64 KiB (Neoverse) or 128 KiB (Apple) L1;
     // A block 128 x 256 floats = 128 KiB stays in L2; NC = 256 slivers covers GPT-2's widths
     // (768, 2304, 3072) in one B slice.
     static constexpr std::int64_t mc = 128, kc = 256, nc = 3072;
-
-    static void skinny(const GemmArgs& g, std::int64_t j0, std::int64_t j1) {
-        gemm_detail::skinny(g, j0, j1);
-    }
-    static void finish(const GemmArgs& g, float* c, std::int64_t i0, std::int64_t j0, int m,
-                       int n) {
-        finish_tile(g.epilogue, c, g.ldc, i0, j0, m, n);
-    }
-    template <int W>  // packing transposes: the plain loop
-    static void interleave(const float* src, std::int64_t ld, int rows, std::int64_t kc,
-                           float* dst) {
-        interleave_rows<W>(src, ld, rows, kc, dst);
-    }
 
     // Row R of the tile: acc[R][0..2] += a[R] * b[0..11], a[R] being lane R % 4 of a0 or a1.
     // A template so that the lane is a compile-time constant, as the instruction requires.
