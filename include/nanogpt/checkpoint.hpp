@@ -523,8 +523,9 @@ Checkpoint<T> read_checkpoint_fields(ByteReader& r, std::uint32_t version, const
         ck.weights.resize(static_cast<std::size_t>(n));
         weights = ck.weights.data();
     }
-    r.get_array(weights, n, "weights");
+    // Marked before the read: one that fails midway has changed some weights already.
     if (to.model != nullptr) to.model->parameters().mark_changed();
+    r.get_array(weights, n, "weights");
     ck.has_optimizer = r.get<std::uint8_t>("optimizer") != 0;
     if (ck.has_optimizer) {
         ck.adamw.beta1 = r.get<double>("optimizer");

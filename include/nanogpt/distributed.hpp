@@ -280,11 +280,11 @@ public:
             counts.push_back(static_cast<int>(s.size()));
             displs.push_back(static_cast<int>(s.begin));
         }
+        params_.mark_changed();  // before: a gather that fails midway has written some values
         check_mpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, params_.data(),
                                          counts.data(), displs.data(), detail::mpi_type<T>(),
                                          comm_),
                           "GradientSync::gather_parameters: MPI_Allgatherv");
-        params_.mark_changed();
         const double ms = elapsed_ms(t0);
         add_timing(ms, ms);
     }

@@ -245,6 +245,7 @@ void load_gpt2_safetensors(GPT<T>& model, const std::string& path) {
                 "lm_head.weight differs from wte.weight, but this model ties its head to wte");
         }
     }
+    params.mark_changed();  // before the writes: one that throws midway has changed some already
     for (const ParameterInfo& info : params.infos()) {
         const std::vector<float> v = file.to_float(*found[info.name]);
         T* dst = params.data() + info.offset;
@@ -256,7 +257,6 @@ void load_gpt2_safetensors(GPT<T>& model, const std::string& path) {
         } else {
             for (std::size_t k = 0; k < v.size(); ++k) dst[k] = static_cast<T>(v[k]);
         }
-        params.mark_changed();  // per tensor: a throw midway leaves the buffer marked as changed
     }
 }
 

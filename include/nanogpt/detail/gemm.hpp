@@ -165,16 +165,16 @@ inline void macro_kernel(const GemmArgs& g, const float* a_pack, const float* b_
                          std::int64_t kc, std::int64_t s_begin, std::int64_t s_end, bool overwrite,
                          bool finish) {
     constexpr int MR = Kernel::mr, NR = Kernel::nr;
+    const std::int64_t pd = packed_depth<Kernel>(kc);  // floats per packed row or column
     // B sliver outermost: it stays in cache (L1; L2 for AVX-512's deep KC) while the A slivers
     // stream past from L2.
     for (std::int64_t s = s_begin; s < s_end; ++s) {
         const int n = static_cast<int>(std::min<std::int64_t>(NR, nc - s * NR));
-        const float* b = b_pack + s * NR * packed_depth<Kernel>(kc);
+        const float* b = b_pack + s * NR * pd;
         for (std::int64_t ir = 0; ir < mc; ir += MR) {
             const int m = static_cast<int>(std::min<std::int64_t>(MR, mc - ir));
             float* c = g.C + (i0 + ir) * g.ldc + j0 + s * NR;
-            Kernel::micro(kc, a_pack + ir * packed_depth<Kernel>(kc), b, c, g.ldc, m, n,
-                          overwrite);
+            Kernel::micro(kc, a_pack + ir * pd, b, c, g.ldc, m, n, overwrite);
             if (finish) Kernel::finish(g, c, i0 + ir, j0 + s * NR, m, n);
         }
     }
@@ -202,11 +202,11 @@ inline void gemm_thread(const GemmArgs& g, float* arena, int tid, int nt) {
         const std::int64_t nc = std::min(Kernel::nc, g.N - jc);
         const std::int64_t slivers = (nc + NR - 1) / NR;
         for (std::int64_t pc = 0; pc < g.K; pc += kc_max) {
-            const std::int64_t kc = std::min(kc_max, g.K - pc);
+            const std::int64_t kc = std::min(kc_max, g.K - pc), pd = packed_depth<Kernel>(kc);
             for (std::int64_t s = slivers * tid / nt; s < slivers * (tid + 1) / nt; ++s)
                 pack_b_sliver<Kernel>(g, jc + s * NR,
                                       static_cast<int>(std::min<std::int64_t>(NR, nc - s * NR)), pc,
-                                      kc, b_pack + s * NR * packed_depth<Kernel>(kc));
+                                      kc, b_pack + s * NR * pd);
             if (nt > 1) nanogpt::detail::team_barrier();
             const std::int64_t s_begin = slivers * col_group / tn;
             const std::int64_t s_end = slivers * (col_group + 1) / tn;
